@@ -1,0 +1,47 @@
+"""The channel adapter contract every channel (cli, telegram, web, whatsapp, ...) follows.
+
+A channel turns its native protocol into ChannelEvents handed to `dispatch`, and delivers
+AgentResponses the gateway routes back with `send`. Channel ids are `"{channel}:{conversation}"`
+(`cli:local`, `telegram:42`); the part before the first colon is the adapter's `name`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from openpista.core.models import AgentResponse, ChannelEvent
+
+if TYPE_CHECKING:
+    from openpista.core.config import Config
+
+EventDispatcher = Callable[[ChannelEvent], Awaitable[None]]
+"""Hands an event to the gateway. Returns once it is queued, not when it is answered."""
+
+
+@runtime_checkable
+class ChannelAdapter(Protocol):
+    @property
+    def name(self) -> str:
+        """The channel id prefix this adapter owns (`cli`, `telegram`)."""
+        ...
+
+    async def run(self, dispatch: EventDispatcher) -> None:
+        """Receive until stopped or the source ends, dispatching each event."""
+        ...
+
+    async def send(self, response: AgentResponse) -> None:
+        """Deliver a reply (or an error reply, `is_error`) to `response.channel_id`."""
+        ...
+
+    async def send_delta(self, channel_id: str, session_id: str, text: str) -> None:
+        """Deliver a piece of streamed reply text. Channels that cannot stream ignore it."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop receiving and release resources; `run` returns soon after."""
+        ...
+
+
+ChannelFactory = Callable[["Config"], ChannelAdapter]
+"""What an `openpista.channels` entry point names: the adapter for a configuration."""
