@@ -1,0 +1,189 @@
+"""system.run against real bash: output layout, cwd, truncation, timeouts, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from openpista.core.config import Config, ShellToolConfig, ToolsConfig
+from openpista.core.errors import ToolError
+from openpista.core.tool import Tool, ToolContext, wire_name
+from openpista.tools.system import SystemRunTool, create_tools
+
+CONTEXT = ToolContext(session_id="s1", channel_id="cli:local")
+
+
+def _process_is_gone(pid: int) -> bool:
+    """True once `pid` no longer runs: vanished, or a zombie waiting for a reaper."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return bool(re.search(r"^State:\s+Z", status, re.MULTILINE))
+
+
+async def test_result_holds_exit_code_stdout_and_stderr() -> None:
+    tool = SystemRunTool()
+    out = await tool.run({"command": "echo out-line; echo err-line >&2"}, CONTEXT)
+    assert out.is_error is False
+    assert out.text == "exit code: 0\n--- stdout ---\nout-line\n--- stderr ---\nerr-line"
+
+
+async def test_empty_sections_are_left_out() -> None:
+    tool = SystemRunTool()
+    only_stderr = await tool.run({"command": "echo oops >&2"}, CONTEXT)
+    assert only_stderr.text == "exit code: 0\n--- stderr ---\noops"
+    nothing = await tool.run({"command": "true"}, CONTEXT)
+    assert nothing.text == "exit code: 0\n(no output)"
+
+
+async def test_non_zero_exit_is_an_error_that_keeps_the_output() -> None:
+    tool = SystemRunTool()
+    out = await tool.run({"command": "echo partial; echo broken >&2; exit 3"}, CONTEXT)
+    assert out.is_error is True
+    assert out.text.startswith("exit code: 3\n")
+    assert "partial" in out.text
+    assert "broken" in out.text
+
+
+@pytest.fixture
+def real_tmp_path(tmp_path: Path) -> Path:
+    """tmp_path with symlinks resolved, as `pwd` prints it."""
+    return tmp_path.resolve()
+
+
+async def test_runs_in_the_given_cwd(real_tmp_path: Path) -> None:
+    (real_tmp_path / "marker.txt").write_text("here")
+    expected = f"exit code: 0\n--- stdout ---\n{real_tmp_path}\nhere"
+    out = await SystemRunTool().run(
+        {"command": "pwd; cat marker.txt", "cwd": str(real_tmp_path)}, CONTEXT
+    )
+    assert out.text == expected
+
+
+async def test_cwd_expands_the_home_directory(
+    real_tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = real_tmp_path / "home"
+    (home / "projects").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    out = await SystemRunTool().run({"command": "pwd", "cwd": "~/projects"}, CONTEXT)
+    assert out.text == f"exit code: 0\n--- stdout ---\n{home / 'projects'}"
+
+
+async def test_missing_cwd_is_a_tool_error_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(ToolError, match=r"working directory does not exist: .*nowhere"):
+        await SystemRunTool().run({"command": "pwd", "cwd": str(missing)}, CONTEXT)
+
+
+async def test_cwd_that_is_a_file_is_a_tool_error(tmp_path: Path) -> None:
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    with pytest.raises(ToolError, match="not a directory"):
+        await SystemRunTool().run({"command": "pwd", "cwd": str(a_file)}, CONTEXT)
+
+
+async def test_missing_or_empty_command_is_a_tool_error() -> None:
+    tool = SystemRunTool()
+    with pytest.raises(ToolError, match="command"):
+        await tool.run({}, CONTEXT)
+    with pytest.raises(ToolError, match="command"):
+        await tool.run({"command": "   "}, CONTEXT)
+
+
+async def test_long_output_is_cut_with_a_marker_saying_how_much() -> None:
+    tool = SystemRunTool(max_output_chars=100)
+    out = await tool.run({"command": "printf 'x%.0s' $(seq 1 5000)"}, CONTEXT)
+    full = "exit code: 0\n--- stdout ---\n" + "x" * 5000
+    cut = len(full) - 100
+    assert out.text.startswith(full[:100])
+    assert out.text.endswith(f"[... output truncated: {cut} more characters not shown ...]")
+    assert "x" * 5000 not in out.text
+
+
+async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    tool = SystemRunTool(timeout_s=1)
+    out = await asyncio.wait_for(
+        tool.run({"command": f"echo started; sleep 30 & echo $! > {pidfile}; wait"}, CONTEXT),
+        timeout=20,
+    )
+    assert out.is_error is True
+    assert out.text.startswith("timed out after 1 s (tools.shell.timeout_s)")
+    assert "--- stdout ---\nstarted" in out.text
+    grandchild = int(pidfile.read_text())
+    for _ in range(100):
+        if _process_is_gone(grandchild):
+            break
+        await asyncio.sleep(0.05)
+    assert _process_is_gone(grandchild), f"sleep (pid {grandchild}) survived the timeout"
+
+
+async def test_per_call_timeout_is_honoured() -> None:
+    tool = SystemRunTool(timeout_s=60)
+    out = await asyncio.wait_for(
+        tool.run({"command": "sleep 30", "timeout_s": 0.5}, CONTEXT), timeout=20
+    )
+    assert out.is_error is True
+    assert out.text.startswith("timed out after 0.5 s (the call's timeout_s)")
+
+
+async def test_per_call_timeout_above_the_cap_is_lowered_and_says_so() -> None:
+    tool = SystemRunTool(timeout_s=0.1)
+    out = await asyncio.wait_for(
+        tool.run({"command": "sleep 30", "timeout_s": 1000}, CONTEXT), timeout=20
+    )
+    assert out.is_error is True
+    assert out.text.startswith("note: timeout_s 1000 is above the limit; ran with 1 s")
+    assert "timed out after 1 s" in out.text
+
+
+async def test_bad_per_call_timeout_is_a_tool_error() -> None:
+    tool = SystemRunTool()
+    with pytest.raises(ToolError, match="timeout_s"):
+        await tool.run({"command": "true", "timeout_s": "soon"}, CONTEXT)
+    with pytest.raises(ToolError, match="positive"):
+        await tool.run({"command": "true", "timeout_s": 0}, CONTEXT)
+
+
+def test_schema_describes_command_cwd_and_timeout() -> None:
+    tool = SystemRunTool()
+    assert isinstance(tool, Tool)
+    assert tool.name == "system.run"
+    assert wire_name(tool.name) == "system_run"
+    assert "shell command" in tool.description
+    schema = tool.parameters
+    assert schema["type"] == "object"
+    assert schema["required"] == ["command"]
+    assert {name: spec["type"] for name, spec in schema["properties"].items()} == {
+        "command": "string",
+        "cwd": "string",
+        "timeout_s": "number",
+    }
+
+
+async def test_create_tools_uses_the_shell_config() -> None:
+    config = Config(tools=ToolsConfig(shell=ShellToolConfig(timeout_s=7, max_output_chars=20)))
+    tools = create_tools(config)
+    assert [tool.name for tool in tools] == ["system.run"]
+    assert "Default 7, at most 70." in tools[0].parameters["properties"]["timeout_s"]["description"]
+    out = await tools[0].run({"command": "printf 'y%.0s' $(seq 1 100)"}, CONTEXT)
+    assert out.text == (
+        "exit code: 0\n--- std\n[... output truncated: 108 more characters not shown ...]"
+    )
+
+
+def test_entry_point_names_create_tools() -> None:
+    from importlib.metadata import entry_points
+
+    (entry,) = [ep for ep in entry_points(group="openpista.tools") if ep.name == "system"]
+    assert entry.load() is create_tools
