@@ -1,0 +1,225 @@
+"""The `cli` channel: talk to the agent line by line on stdin and stdout.
+
+This is the line-by-line chat of the `openpista` command and the `cli` channel of
+`openpista start` (`[channels.cli] enabled`).
+
+What a user sees
+----------------
+Each line typed (or piped) in is one message to the agent on the channel id `cli:local`.
+The reply is printed before the next line is read, so a conversation reads in order even
+when a whole script of messages is piped in:
+
+    $ printf 'What is 2+2?\\nAnd times 3?\\n' | openpista
+    4
+    12
+
+- A `> ` prompt is shown only when stdin is a terminal (or when asked for with `prompt=True`).
+- Blank lines are ignored. `/quit` or `/exit` ends the channel, as does the end of input
+  (Ctrl-D on a terminal, the end of a piped file).
+- Streamed replies appear as they are generated; the line is finished when the reply is.
+- Error replies (the provider failed, the agent gave up) go to stderr, so `2>/dev/null`
+  hides them and scripts can tell them apart from answers.
+- Tool activity (which tools ran) is not printed by this channel: the `openpista` command
+  shows it where it wants it.
+
+Input can be a terminal, a pipe, a regular file or any text stream: terminals and pipes are
+watched by the event loop, the rest are read in a background thread, so waiting for input
+never stalls the agent, the cron scheduler or other channels sharing the loop.
+
+Configuration: `[channels.cli] enabled` is read by whoever composes the channels; the
+channel itself has no settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TextIO, TypeVar
+
+from openpista.channels._line_reader import LineReader
+from openpista.core.channel import EventDispatcher
+from openpista.core.models import AgentResponse, ChannelEvent
+
+if TYPE_CHECKING:
+    from openpista.core.config import Config
+
+_T = TypeVar("_T")
+
+PROMPT = "> "
+QUIT_COMMANDS = frozenset({"/quit", "/exit"})
+
+
+class _Stopped(Exception):
+    """stop() was called while run() was waiting."""
+
+
+class CliChannel:
+    """A ChannelAdapter over a text input and output: one line in, one reply out.
+
+    Streams default to the process's stdin, stdout and stderr as they are when the channel
+    is made (so redirections done before then apply).
+    """
+
+    def __init__(
+        self,
+        *,
+        input_stream: TextIO | None = None,
+        output_stream: TextIO | None = None,
+        error_stream: TextIO | None = None,
+        channel_id: str = "cli:local",
+        prompt: bool | None = None,
+    ) -> None:
+        self._input = input_stream if input_stream is not None else sys.stdin
+        self._output = output_stream if output_stream is not None else sys.stdout
+        self._errors = error_stream if error_stream is not None else sys.stderr
+        self._channel_id = channel_id
+        self._show_prompt = prompt if prompt is not None else _is_terminal(self._input)
+        self._stop_requested = asyncio.Event()
+        self._reply: asyncio.Future[None] | None = None
+        self._streamed_this_turn = False
+        self._waiting_for_input = False
+        self._prompt_on_screen = False
+
+    @property
+    def name(self) -> str:
+        return "cli"
+
+    @property
+    def channel_id(self) -> str:
+        return self._channel_id
+
+    async def run(self, dispatch: EventDispatcher) -> None:
+        """Read lines until /quit, the end of input or stop(), waiting for each reply."""
+        reader = LineReader(self._input)
+        try:
+            while True:
+                line = await self._next_line(reader)
+                if line is None:
+                    return
+                text = line.strip()
+                if not text:
+                    continue
+                if text in QUIT_COMMANDS:
+                    return
+                await self._converse(dispatch, text)
+        except _Stopped:
+            return
+        finally:
+            self._reply = None
+            if self._prompt_on_screen:
+                # Leave the user's shell prompt on a line of its own after Ctrl-D.
+                self._write(self._output, "\n")
+                self._prompt_on_screen = False
+
+    async def send(self, response: AgentResponse) -> None:
+        """Finish the turn: the rest of the line after streamed text, or the whole reply."""
+        self._clear_prompt()
+        if response.is_error:
+            if self._streamed_this_turn:
+                self._write(self._output, "\n")
+            self._write(self._errors, f"{response.content}\n")
+        elif self._streamed_this_turn:
+            self._write(self._output, "\n")
+        else:
+            self._write(self._output, f"{response.content}\n")
+        self._streamed_this_turn = False
+        if self._reply is not None and not self._reply.done():
+            self._reply.set_result(None)
+        elif self._waiting_for_input:
+            # A reply nobody here asked for (a cron job): put the prompt back under it.
+            self._prompt()
+
+    async def send_delta(self, channel_id: str, session_id: str, text: str) -> None:
+        """Print streamed reply text as it arrives."""
+        if not text:
+            return
+        self._clear_prompt()
+        self._streamed_this_turn = True
+        self._write(self._output, text)
+
+    async def stop(self) -> None:
+        """Make run() return, even mid-read or while a reply is pending."""
+        self._stop_requested.set()
+
+    async def _next_line(self, reader: LineReader) -> str | None:
+        self._prompt()
+        self._waiting_for_input = True
+        try:
+            line = await self._unless_stopped(reader.readline())
+        finally:
+            self._waiting_for_input = False
+        if line is not None:
+            self._prompt_on_screen = False  # the user's Enter moved the cursor on
+        return line
+
+    async def _converse(self, dispatch: EventDispatcher, text: str) -> None:
+        loop = asyncio.get_running_loop()
+        reply = loop.create_future()
+        self._reply = reply
+        self._streamed_this_turn = False
+        try:
+            await self._unless_stopped(
+                dispatch(ChannelEvent(channel_id=self._channel_id, text=text, sender="local"))
+            )
+        except _Stopped:
+            raise
+        except Exception as exc:
+            # The gateway could not take the message; say so and keep the session going.
+            self._write(
+                self._errors,
+                f"could not hand the message to the agent: {exc}; try again or restart openpista\n",
+            )
+            return
+        await self._unless_stopped(reply)
+
+    async def _unless_stopped(self, awaitable: Awaitable[_T]) -> _T:
+        """Await `awaitable`, or raise _Stopped as soon as stop() is called."""
+        if self._stop_requested.is_set():
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()  # never to be awaited: spare Python's "never awaited" warning
+            raise _Stopped
+        work = asyncio.ensure_future(awaitable)
+        stopping = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work
+        if work.cancelled() and self._stop_requested.is_set():
+            raise _Stopped
+        return work.result()
+
+    def _prompt(self) -> None:
+        if self._show_prompt and not self._prompt_on_screen:
+            self._write(self._output, PROMPT)
+            self._prompt_on_screen = True
+
+    def _clear_prompt(self) -> None:
+        """Start output on a fresh line when a prompt is waiting for input on this one."""
+        if self._prompt_on_screen:
+            self._write(self._output, "\n")
+            self._prompt_on_screen = False
+
+    def _write(self, stream: TextIO, text: str) -> None:
+        if stream is self._errors:
+            # Keep stdout and stderr in order on a shared terminal.
+            self._output.flush()
+        stream.write(text)
+        stream.flush()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def create_channel(config: Config) -> CliChannel:
+    """The `openpista.channels` entry point `cli`: stdin/stdout as the channel `cli:local`."""
+    return CliChannel()
