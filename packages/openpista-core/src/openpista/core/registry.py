@@ -1,0 +1,147 @@
+"""The tools the agent can call: registration under unique wire names, and safe dispatch.
+
+Dispatch never raises for anything the LLM or a tool did wrong: every failure becomes an error
+ToolResult whose text tells the LLM what happened, so it can correct itself on the next round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from openpista.core.errors import ToolError, ToolRegistrationError
+from openpista.core.models import ToolCall, ToolResult
+from openpista.core.provider import ToolSpec
+from openpista.core.schema import validate_arguments
+from openpista.core.tool import Tool, ToolContext, ToolOutput, wire_name
+
+logger = logging.getLogger(__name__)
+
+MAX_WIRE_NAME_LENGTH = 64
+
+
+class ToolRegistry:
+    """Tools by internal name, each with a wire name no other tool shares."""
+
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        self._by_wire_name: dict[str, Tool] = {}
+        self._specs: list[ToolSpec] | None = None
+        for tool in tools:
+            self.register(tool)
+
+    def register(self, tool: Tool) -> None:
+        """Add `tool`; raises ToolRegistrationError for a bad or colliding name."""
+        name = tool.name
+        if not name:
+            raise ToolRegistrationError(
+                f"cannot register tool {tool!r}: its name is empty; give it a dotted name "
+                "such as 'system.run'"
+            )
+        if len(name) > MAX_WIRE_NAME_LENGTH:
+            raise ToolRegistrationError(
+                f"cannot register tool '{name}': its name is {len(name)} characters long and "
+                f"providers accept at most {MAX_WIRE_NAME_LENGTH}; choose a shorter name"
+            )
+        if name in self._tools:
+            raise ToolRegistrationError(
+                f"cannot register tool '{name}' ({_origin(tool)}): a tool with that name is "
+                f"already registered ({_origin(self._tools[name])}); remove one of them"
+            )
+        wire = wire_name(name)
+        clash = self._by_wire_name.get(wire)
+        if clash is not None:
+            raise ToolRegistrationError(
+                f"cannot register tool '{name}': providers would see it as '{wire}', the same "
+                f"name as the registered tool '{clash.name}'; rename one of them"
+            )
+        self._tools[name] = tool
+        self._by_wire_name[wire] = tool
+        self._specs = None
+
+    def specs(self) -> list[ToolSpec]:
+        """The tools as offered to the LLM, sorted by name."""
+        if self._specs is None:
+            self._specs = [
+                ToolSpec(
+                    name=tool.name,
+                    wire_name=wire_name(tool.name),
+                    description=tool.description,
+                    parameters=tool.parameters,
+                )
+                for tool in sorted(self._tools.values(), key=lambda tool: tool.name)
+            ]
+        return list(self._specs)
+
+    def get(self, name: str) -> Tool | None:
+        """The tool with internal name `name` (or, failing that, with that wire name)."""
+        return self._tools.get(name) or self._by_wire_name.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._tools)
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    async def dispatch(self, call: ToolCall, context: ToolContext) -> ToolResult:
+        """Run one call; every failure becomes an error result the LLM can read."""
+        tool = self.get(call.name)
+        if tool is None:
+            available = ", ".join(self.names()) or "none"
+            return ToolResult(
+                call.id,
+                call.name,
+                f"unknown tool '{call.name}'. Available tools: {available}.",
+                is_error=True,
+            )
+        name = tool.name
+        try:
+            arguments = call.parsed_arguments()
+        except ValueError as exc:
+            return ToolResult(
+                call.id,
+                name,
+                f"invalid arguments for tool {name}: {exc}. Call it again with a JSON object "
+                "matching its parameters.",
+                is_error=True,
+            )
+        problems = validate_arguments(tool.parameters, arguments)
+        if problems:
+            return ToolResult(
+                call.id,
+                name,
+                f"invalid arguments for tool {name}: {'; '.join(problems)}. Call it again with "
+                "arguments matching its parameters.",
+                is_error=True,
+            )
+        try:
+            output: Any = await tool.run(arguments, context)
+        except ToolError as exc:
+            return ToolResult(call.id, name, str(exc) or f"tool {name} failed", is_error=True)
+        except Exception as exc:
+            logger.debug("tool %s raised", name, exc_info=True)
+            return ToolResult(
+                call.id, name, f"tool {name} failed: {type(exc).__name__}: {exc}", is_error=True
+            )
+        if isinstance(output, ToolOutput):
+            return ToolResult(call.id, name, output.text, output.is_error, output.images)
+        # A third-party tool that returns plain text instead of a ToolOutput still works.
+        return ToolResult(call.id, name, str(output))
+
+    async def dispatch_all(
+        self, calls: Sequence[ToolCall], context: ToolContext
+    ) -> list[ToolResult]:
+        """Run a round's calls concurrently; results come back in call order."""
+        if len(calls) == 1:
+            return [await self.dispatch(calls[0], context)]
+        return list(await asyncio.gather(*(self.dispatch(call, context) for call in calls)))
+
+
+def _origin(tool: Tool) -> str:
+    cls = type(tool)
+    return f"{cls.__module__}.{cls.__qualname__}"

@@ -1,0 +1,300 @@
+"""Test doubles for anyone testing with openpista: a scripted LLM, memory, and a channel.
+
+They are real implementations of the core interfaces, not mocks: `ScriptedProvider` answers
+from a script, `InMemoryStore` is a complete MemoryStore kept in a dict, `RecordingChannel`
+records what the gateway sends it and lets a test push messages in.
+
+    provider = ScriptedProvider([tool_call_reply("system.run", {"command": "ls"}), "done"])
+    agent = Agent(provider, ToolRegistry([my_tool]), InMemoryStore())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from openpista.core.channel import EventDispatcher
+from openpista.core.errors import OpenpistaError, ProviderError, SessionNotFoundError
+from openpista.core.models import AgentResponse, ChannelEvent, Message, Session, ToolCall
+from openpista.core.provider import ChatRequest, ChatResponse, DeltaHandler
+
+ScriptFunction = Callable[[ChatRequest], Awaitable[ChatResponse | Message]]
+ScriptItem = ChatResponse | Message | str | BaseException | ScriptFunction
+"""One scripted answer: a response, an assistant message, plain text, an exception to raise,
+or an async function of the request that returns the answer (for answers that depend on it)."""
+
+_call_ids = itertools.count(1)
+
+
+def text_reply(text: str) -> ChatResponse:
+    """An assistant reply that is just `text`."""
+    return ChatResponse(Message(role="assistant", content=text), finish_reason="stop")
+
+
+def tool_call_reply(
+    name: str, arguments: dict[str, Any], call_id: str | None = None, *, text: str = ""
+) -> ChatResponse:
+    """An assistant reply asking for one tool call (`name` is the internal dotted name)."""
+    call = ToolCall(call_id or f"call_{next(_call_ids)}", name, json.dumps(arguments))
+    return tool_calls_reply(call, text=text)
+
+
+def tool_calls_reply(*calls: ToolCall, text: str = "") -> ChatResponse:
+    """An assistant reply asking for several tool calls in one round."""
+    message = Message(role="assistant", content=text, tool_calls=list(calls))
+    return ChatResponse(message, finish_reason="tool_calls")
+
+
+class ScriptedProvider:
+    """An LlmProvider answering each request with the next item of its script.
+
+    Every request is kept in `requests`. Text is streamed to `on_delta` in a few pieces.
+    A ProviderError is raised when the script runs out; an exception in the script is raised.
+    """
+
+    def __init__(
+        self,
+        script: Iterable[ScriptItem] = (),
+        *,
+        name: str = "scripted",
+        model: str = "scripted-model",
+    ) -> None:
+        self._name = name
+        self._model = model
+        self._script: list[ScriptItem] = list(script)
+        self.requests: list[ChatRequest] = []
+        self.closed = False
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @property
+    def remaining(self) -> int:
+        """How many scripted answers have not been used yet."""
+        return len(self._script)
+
+    def add(self, *items: ScriptItem) -> None:
+        """Queue more answers at the end of the script."""
+        self._script.extend(items)
+
+    async def complete(
+        self, request: ChatRequest, on_delta: DeltaHandler | None = None
+    ) -> ChatResponse:
+        self.requests.append(request)
+        if not self._script:
+            raise ProviderError(
+                f"ScriptedProvider has no answer left for request {len(self.requests)}: "
+                "queue more with add() or in the script",
+                provider=self._name,
+            )
+        item = self._script.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        if isinstance(item, str):
+            response = text_reply(item)
+        elif isinstance(item, ChatResponse):
+            response = item
+        elif isinstance(item, Message):
+            response = ChatResponse(item)
+        else:
+            answer = await item(request)
+            response = answer if isinstance(answer, ChatResponse) else ChatResponse(answer)
+        if response.model is None:
+            response.model = self._model
+        if on_delta is not None and response.message.content:
+            for piece in _pieces(response.message.content):
+                await on_delta(piece)
+        return response
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def _pieces(text: str, count: int = 3) -> list[str]:
+    size = max(1, -(-len(text) // count))
+    return [text[start : start + size] for start in range(0, len(text), size)]
+
+
+@dataclass(slots=True)
+class _StoredSession:
+    channel_id: str
+    created_at: datetime
+    updated_at: datetime
+    order: int
+    """Breaks ties between equal timestamps: later updates sort first."""
+    messages: list[Message] = field(default_factory=lambda: [])
+
+
+def _copy(message: Message) -> Message:
+    return Message(message.role, message.content, list(message.tool_calls), message.tool_call_id)
+
+
+class InMemoryStore:
+    """A MemoryStore kept in process memory: complete, fast, and gone when the process ends."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, _StoredSession] = {}
+        self._order = itertools.count()
+
+    def _get(self, session_id: str) -> _StoredSession:
+        stored = self._sessions.get(session_id)
+        if stored is None:
+            raise SessionNotFoundError(f"no session has the id {session_id!r}")
+        return stored
+
+    def _session(self, session_id: str, stored: _StoredSession) -> Session:
+        return Session(
+            id=session_id,
+            channel_id=stored.channel_id,
+            created_at=stored.created_at,
+            updated_at=stored.updated_at,
+            message_count=len(stored.messages),
+        )
+
+    async def create_session(self, channel_id: str, session_id: str | None = None) -> Session:
+        session_id = session_id or str(uuid.uuid4())
+        if session_id in self._sessions:
+            raise OpenpistaError(
+                f"a session with id {session_id!r} already exists; "
+                "continue it, or choose another id"
+            )
+        now = datetime.now(UTC)
+        stored = _StoredSession(channel_id, now, now, next(self._order))
+        self._sessions[session_id] = stored
+        return self._session(session_id, stored)
+
+    async def get_session(self, session_id: str) -> Session | None:
+        stored = self._sessions.get(session_id)
+        return self._session(session_id, stored) if stored is not None else None
+
+    async def latest_session_for_channel(self, channel_id: str) -> Session | None:
+        matching = [(sid, s) for sid, s in self._sessions.items() if s.channel_id == channel_id]
+        if not matching:
+            return None
+        session_id, stored = max(matching, key=lambda item: (item[1].updated_at, item[1].order))
+        return self._session(session_id, stored)
+
+    async def touch_session(self, session_id: str) -> None:
+        stored = self._get(session_id)
+        stored.updated_at = datetime.now(UTC)
+        stored.order = next(self._order)
+
+    async def list_sessions(self, limit: int | None = None) -> list[Session]:
+        ordered = sorted(
+            self._sessions.items(),
+            key=lambda item: (item[1].updated_at, item[1].order),
+            reverse=True,
+        )
+        if limit is not None:
+            ordered = ordered[:limit]
+        return [self._session(session_id, stored) for session_id, stored in ordered]
+
+    async def delete_session(self, session_id: str) -> bool:
+        return self._sessions.pop(session_id, None) is not None
+
+    async def append_messages(self, session_id: str, messages: Sequence[Message]) -> None:
+        """Store copies of `messages`; the session counts as updated now."""
+        stored = self._get(session_id)
+        stored.messages.extend(_copy(message) for message in messages)
+        stored.updated_at = datetime.now(UTC)
+        stored.order = next(self._order)
+
+    async def load_messages(self, session_id: str) -> list[Message]:
+        """The stored messages themselves (copied on the way in), for speed: do not change them.
+
+        An unknown session has no messages, as in the SQL store.
+        """
+        stored = self._sessions.get(session_id)
+        return list(stored.messages) if stored is not None else []
+
+    async def aclose(self) -> None:
+        pass
+
+
+class RecordingChannel:
+    """A ChannelAdapter that records replies and streamed text, and lets a test send messages.
+
+    Its channel ids are `"{name}:{conversation}"`. `push` hands a message to the dispatcher
+    given to `run` (or to the constructor); `wait_for_responses` waits for replies to arrive.
+    """
+
+    def __init__(self, name: str = "test", *, dispatch: EventDispatcher | None = None) -> None:
+        self._name = name
+        self._dispatch = dispatch
+        self.responses: list[AgentResponse] = []
+        self.deltas: list[tuple[str, str, str]] = []
+        """(channel_id, session_id, text) of each streamed piece, in order."""
+        self.running = False
+        self._stopped = asyncio.Event()
+        self._arrived = asyncio.Event()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def channel_id(self, conversation: str = "local") -> str:
+        return f"{self._name}:{conversation}"
+
+    async def run(self, dispatch: EventDispatcher) -> None:
+        self._dispatch = dispatch
+        self.running = True
+        try:
+            await self._stopped.wait()
+        finally:
+            self.running = False
+
+    async def send(self, response: AgentResponse) -> None:
+        self.responses.append(response)
+        self._arrived.set()
+
+    async def send_delta(self, channel_id: str, session_id: str, text: str) -> None:
+        self.deltas.append((channel_id, session_id, text))
+
+    async def stop(self) -> None:
+        self._stopped.set()
+
+    async def push(
+        self,
+        text: str,
+        *,
+        conversation: str = "local",
+        session_id: str | None = None,
+        sender: str | None = None,
+    ) -> ChannelEvent:
+        """Send `text` as a user message from `conversation`; returns the event dispatched."""
+        if self._dispatch is None:
+            raise RuntimeError(
+                "RecordingChannel.push needs a dispatcher: start run(dispatch) first or pass "
+                "dispatch= to the constructor"
+            )
+        event = ChannelEvent(
+            channel_id=self.channel_id(conversation),
+            text=text,
+            session_id=session_id,
+            sender=sender,
+        )
+        await self._dispatch(event)
+        return event
+
+    def streamed_text(self, session_id: str) -> str:
+        """Everything streamed for `session_id`, joined."""
+        return "".join(text for _, sid, text in self.deltas if sid == session_id)
+
+    async def wait_for_responses(self, count: int, timeout_s: float = 10.0) -> list[AgentResponse]:
+        """Wait until `count` responses have arrived in all; TimeoutError after `timeout_s`."""
+        async with asyncio.timeout(timeout_s):
+            while len(self.responses) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+        return list(self.responses)
