@@ -1,1 +1,3 @@
-"""openpista cli."""
+"""The `openpista` command: composes the other openpista libraries through entry points."""
+
+__version__ = "0.1.0"

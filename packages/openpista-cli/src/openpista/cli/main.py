@@ -1,3 +1,33 @@
-"""placeholder"""
+"""The `openpista` command line: parses arguments and hands each command to its module.
+
+Nothing heavy is imported here: `openpista --version` and `--help` must stay as quick as a
+bare interpreter, so SQLAlchemy, httpx and channel libraries load inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+VERSION = "0.1.0"
+
+
 def main() -> None:
-    print("openpista 0.1.0")
+    # `--version` is asked for by scripts and package managers in loops: answer before
+    # paying for click.
+    if sys.argv[1:] == ["--version"]:
+        sys.stdout.write(f"openpista {VERSION}\n")
+        return
+    from openpista.cli.commands import cli
+
+    cli(prog_name="openpista")
+
+
+def fail(message: str, status: int = 1) -> NoReturn:
+    """Print one clear error line on stderr and exit."""
+    sys.stderr.write(f"openpista: error: {message}\n")
+    raise SystemExit(status)
+
+
+if __name__ == "__main__":
+    main()

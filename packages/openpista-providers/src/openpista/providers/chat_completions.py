@@ -371,7 +371,7 @@ class ChatCompletionsProvider:
                 if attempt >= self._retry.max_attempts:
                     raise self._gave_up_error(failure, attempt) from failure
                 delay = self._retry.delay_s(attempt, failure.retry_after_s)
-                log.warning(
+                log.info(
                     "%s: %s; retrying in %.1f s (attempt %d of %d)",
                     self._name,
                     failure.summary,

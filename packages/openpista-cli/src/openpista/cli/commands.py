@@ -1,0 +1,173 @@
+"""The click command tree. Each command is thin: it loads the config and calls its module."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from openpista.cli.main import VERSION
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Globals:
+    """The options given before the command, shared by every command."""
+
+    def __init__(self, config: Path | None, log_level: str, session_id: str | None, debug: bool):
+        self.config_path = config
+        self.log_level = log_level
+        self.session_id = session_id
+        self.debug = debug
+
+
+def _guarded(func: F) -> F:
+    """Turn openpista's errors into one line on stderr (exit 2 for config, 1 otherwise)."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from openpista.cli.errors import report_errors
+
+        with report_errors(debug=_globals().debug):
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=None,
+    help="Config file (default: $OPENPISTA_CONFIG or ~/.openpista/config.toml).",
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    help="Log verbosity (logs go to stderr).",
+)
+@click.option("-s", "--session", "session_id", help="Resume this session (TUI).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(VERSION, "--version", prog_name="openpista", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(
+    ctx: click.Context, config: Path | None, log_level: str, session_id: str | None, debug: bool
+) -> None:
+    """openpista: an autonomous AI agent that controls your computer from any messenger.
+
+    Run `openpista run -e "..."` for one task, `openpista start` for the daemon
+    (every enabled channel plus cron), or no command for an interactive chat.
+    """
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper()),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = Globals(config, log_level, session_id, debug)
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(tui, session_id=session_id)
+
+
+def _globals() -> Globals:
+    return click.get_current_context().find_object(Globals) or Globals(None, "warning", None, False)
+
+
+@cli.command()
+@click.option("-e", "--exec", "text", required=True, help="The task or message for the agent.")
+@click.option("-s", "--session", "session_id", help="Continue this session (created if new).")
+@click.option("--provider", help="Provider for this run (overrides [agent] provider).")
+@click.option("--model", help="Model for this run (overrides [agent] model).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@_guarded
+def run(
+    text: str, session_id: str | None, provider: str | None, model: str | None, as_json: bool
+) -> None:
+    """Run one task: the final reply on stdout, tool activity on stderr."""
+    from openpista.cli.oneshot import run_once
+
+    status = run_once(
+        _globals().config_path,
+        text,
+        session_id=session_id or _globals().session_id,
+        provider=provider,
+        model=model,
+        as_json=as_json,
+    )
+    sys.exit(status)
+
+
+@cli.command()
+@_guarded
+def start() -> None:
+    """Run the daemon: every enabled channel and the cron jobs, until SIGTERM or Ctrl-C."""
+    from openpista.cli.daemon import run_daemon
+
+    sys.exit(run_daemon(_globals().config_path))
+
+
+@cli.command()
+@click.option("-s", "--session", "session_id", help="Resume this session.")
+@_guarded
+def tui(session_id: str | None) -> None:
+    """Chat interactively in the terminal (resume a session with -s)."""
+    from openpista.cli.interactive import run_interactive
+
+    sys.exit(run_interactive(_globals().config_path, session_id or _globals().session_id))
+
+
+@cli.group()
+def session() -> None:
+    """List, show and delete stored conversations."""
+
+
+@session.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_guarded
+def session_list(as_json: bool) -> None:
+    """List sessions, most recent first."""
+    from openpista.cli.sessions import list_sessions
+
+    list_sessions(_globals().config_path, as_json=as_json)
+
+
+@session.command("show")
+@click.argument("session_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_guarded
+def session_show(session_id: str, as_json: bool) -> None:
+    """Show a session's messages, tool calls included."""
+    from openpista.cli.sessions import show_session
+
+    show_session(_globals().config_path, session_id, as_json=as_json)
+
+
+@session.command("delete")
+@click.argument("session_id")
+@_guarded
+def session_delete(session_id: str) -> None:
+    """Delete a session and its messages."""
+    from openpista.cli.sessions import delete_session
+
+    delete_session(_globals().config_path, session_id)
+
+
+@cli.group()
+def skills() -> None:
+    """Skills found in the workspace."""
+
+
+@skills.command("list")
+@_guarded
+def skills_list() -> None:
+    """List the skills in the workspace."""
+    from openpista.cli.skills import list_skills
+
+    list_skills(_globals().config_path)

@@ -1,0 +1,44 @@
+"""The interactive terminal chat (`openpista` / `openpista tui`), line by line on the cli channel.
+
+The full-screen TUI arrives with its own issue; until then this is the conversation loop it
+will replace, with the same session semantics: `-s ID` resumes a session, otherwise a new
+one starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from openpista.cli.runtime import open_runtime, read_config
+from openpista.core.config import Config
+from openpista.core.gateway import Gateway
+
+CHANNEL_ID = "cli:local"
+
+
+async def _chat(config: Config, session_id: str | None) -> int:
+    from openpista.channels.cli import CliChannel
+
+    async with open_runtime(config) as runtime:
+        memory = runtime.memory
+        if session_id is not None:
+            session = await memory.get_session(session_id) or await memory.create_session(
+                CHANNEL_ID, session_id
+            )
+        else:
+            session = await memory.create_session(CHANNEL_ID)
+        channel = CliChannel(channel_id=CHANNEL_ID)
+        gateway = Gateway(runtime.agent, memory, {"cli": channel}, timeout_s=config.agent.timeout_s)
+        gateway.router.set_current(CHANNEL_ID, session.id)
+        if sys.stdin.isatty():
+            model = f"{runtime.provider.name}/{runtime.provider.model}"
+            sys.stderr.write(f"openpista — session {session.id} ({model}). /quit to leave.\n")
+        await channel.run(gateway.dispatch)
+        await gateway.shutdown()
+    return 0
+
+
+def run_interactive(config_path: Path | None, session_id: str | None) -> int:
+    return asyncio.run(_chat(read_config(config_path), session_id))

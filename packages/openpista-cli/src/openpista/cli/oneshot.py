@@ -1,0 +1,105 @@
+"""`openpista run -e`: one task, the final reply on stdout, tool activity on stderr."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from openpista.cli.errors import print_error
+from openpista.cli.runtime import open_runtime, read_config
+from openpista.core.errors import ProviderError
+from openpista.core.models import ToolCall, ToolResult
+
+ONE_SHOT_CHANNEL = "cli:run"
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def _show_call(call: ToolCall) -> None:
+    sys.stderr.write(f"⚙ {call.name} {_short(call.arguments)}\n")
+    sys.stderr.flush()
+
+
+async def _show_result(call: ToolCall, result: ToolResult) -> None:
+    mark = "✗" if result.is_error else "✓"
+    first_line = result.output.strip().splitlines()[0] if result.output.strip() else ""
+    sys.stderr.write(f"  {mark} {call.name}: {_short(first_line, 120)}\n")
+    sys.stderr.flush()
+
+
+async def _run(
+    config_path: Path | None,
+    text: str,
+    *,
+    session_id: str | None,
+    provider: str | None,
+    model: str | None,
+    as_json: bool,
+) -> int:
+    config = read_config(config_path)
+    async with open_runtime(config, provider=provider, model=model) as runtime:
+        memory = runtime.memory
+        if session_id is None:
+            session = await memory.create_session(ONE_SHOT_CHANNEL)
+        else:
+            session = await memory.get_session(session_id) or await memory.create_session(
+                ONE_SHOT_CHANNEL, session_id
+            )
+        try:
+            async with asyncio.timeout(config.agent.timeout_s):
+                result = await runtime.agent.run_turn(
+                    session.id,
+                    text,
+                    channel_id=session.channel_id,
+                    on_tool_call=None if as_json else _show_call,
+                    on_tool_result=None if as_json else _show_result,
+                )
+        except ProviderError as exc:
+            print_error(str(exc))
+            return 1
+        except TimeoutError:
+            print_error(
+                f"no reply within {config.agent.timeout_s:g} s (agent.timeout_s); "
+                f"the conversation so far is kept in session {session.id}"
+            )
+            return 1
+    if as_json:
+        payload = {
+            "session_id": session.id,
+            "reply": result.reply,
+            "tool_calls": [
+                {"name": c.name, "arguments": c.arguments, "ok": c.ok} for c in result.tool_calls
+            ],
+        }
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(result.reply.rstrip("\n") + "\n")
+        if sys.stderr.isatty():
+            sys.stderr.write(f"(session {session.id}: continue with -s {session.id})\n")
+    return 0
+
+
+def run_once(
+    config_path: Path | None,
+    text: str,
+    *,
+    session_id: str | None,
+    provider: str | None,
+    model: str | None,
+    as_json: bool,
+) -> int:
+    return asyncio.run(
+        _run(
+            config_path,
+            text,
+            session_id=session_id,
+            provider=provider,
+            model=model,
+            as_json=as_json,
+        )
+    )

@@ -1,0 +1,75 @@
+"""`openpista start`: channels, cron, the PID file and graceful shutdown, as a real process."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from openpista.providers.testing import FakeChatCompletionsServer
+
+from .conftest import Openpista
+
+
+def _wait_for(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_start_serves_the_cli_channel_writes_pid_and_stops_on_sigterm(
+    openpista: Openpista, llm: FakeChatCompletionsServer
+) -> None:
+    llm.queue_text("Hello from the daemon.")
+    pid_file = openpista.home / "openpista.pid"
+    with openpista.popen("start") as process:
+        assert _wait_for(pid_file.exists), "PID file never appeared"
+        assert pid_file.read_text().strip() == str(process.pid)
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write("hi there\n")
+        process.stdin.flush()
+        line = process.stdout.readline()
+        assert "Hello from the daemon." in line
+
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    assert not pid_file.exists()
+    assert "Traceback" not in stderr
+
+
+def test_start_refuses_a_second_daemon(
+    openpista: Openpista, llm: FakeChatCompletionsServer
+) -> None:
+    pid_file = openpista.home / "openpista.pid"
+    with openpista.popen("start") as first:
+        assert _wait_for(pid_file.exists)
+        second = openpista.run("start", input="", timeout=30)
+        assert second.returncode == 1
+        assert "already running" in second.stderr
+        assert pid_file.read_text().strip() == str(first.pid)
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=20)
+    assert first.returncode == 0
+    assert not pid_file.exists()
+
+
+def test_cron_job_delivers_a_message_into_its_channel_session(
+    openpista: Openpista, llm: FakeChatCompletionsServer, tmp_path: Path
+) -> None:
+    openpista.write_config(
+        '[[cron]]\nschedule = "* * * * * *"\nchannel_id = "cli:local"\nmessage = "cron says hi"\n'
+    )
+    llm.queue_text("Answer to the cron job.")
+    with openpista.popen("start") as process:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "Answer to the cron job." in line
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
+    users = [m["content"] for m in llm.requests[0]["messages"] if m["role"] == "user"]
+    assert users == ["cron says hi"]
+    assert process.returncode == 0
