@@ -1,0 +1,364 @@
+"""SqlMemoryStore: the MemoryStore on SQLAlchemy Core (async), and open_store to get one."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+
+from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, InvalidRequestError, NoSuchModuleError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from openpista.core.errors import OpenpistaError, SessionNotFoundError
+from openpista.core.models import Message, Role, Session, ToolCall
+from openpista.core.store.engine import create_store_engine, ensure_wal, write_engine
+from openpista.core.store.location import WHAT_TO_DO, DatabaseLocation, resolve_location
+from openpista.core.store.migrate import SchemaTooNewError, migrate_to_head
+from openpista.core.store.tables import messages as messages_table
+from openpista.core.store.tables import sessions as sessions_table
+
+
+async def open_store(url: str) -> SqlMemoryStore:
+    """Open the conversation database at `url` (a path or an async URL), migrating it if needed.
+
+    Raises OpenpistaError, naming the database (password masked), when it cannot be opened.
+    """
+    location = resolve_location(url)
+    if location.sqlite_file is not None:
+        _prepare_sqlite_file(location.sqlite_file, location.display)
+    engine = _create_engine(location)
+    try:
+        if location.sqlite_file is not None:
+            await ensure_wal(engine)
+        await migrate_to_head(engine)
+    except SchemaTooNewError as exc:
+        await engine.dispose()
+        raise OpenpistaError(
+            f"cannot open the conversation database {location.display}: {exc}; upgrade "
+            f"openpista, or {WHAT_TO_DO}"
+        ) from exc
+    except BaseException as exc:
+        await engine.dispose()
+        if isinstance(exc, DBAPIError | OSError | sqlite3.Error) or _is_alembic_error(exc):
+            raise _open_failure(location, exc) from exc
+        raise
+    return SqlMemoryStore(engine, location)
+
+
+class SqlMemoryStore:
+    """Conversations kept in a SQL database: SQLite by default, or any SQLAlchemy async URL.
+
+    Build it with open_store(), which also brings the schema up to date.
+    """
+
+    def __init__(self, engine: AsyncEngine, location: DatabaseLocation) -> None:
+        self._engine = engine
+        self._writer = write_engine(engine)
+        self._location = location
+        self._last_timestamp = datetime.min.replace(tzinfo=UTC)
+
+    @property
+    def display_name(self) -> str:
+        """The database's file path, or its URL with the password masked."""
+        return self._location.display
+
+    async def create_session(self, channel_id: str, session_id: str | None = None) -> Session:
+        """Create a session (a new uuid4 id unless `session_id` is given).
+
+        Raises OpenpistaError when a session with that id already exists.
+        """
+        new_id = str(uuid.uuid4()) if session_id is None else session_id
+        now = self._now()
+        async with self._transaction("creating a session", write=True) as connection:
+            try:
+                await connection.execute(
+                    insert(sessions_table).values(
+                        id=new_id, channel_id=channel_id, created_at=now, updated_at=now
+                    )
+                )
+            except IntegrityError as exc:
+                raise OpenpistaError(
+                    f"a session with id {new_id!r} already exists in {self.display_name}; "
+                    "continue it, or choose another id"
+                ) from exc
+        return Session(id=new_id, channel_id=channel_id, created_at=now, updated_at=now)
+
+    async def get_session(self, session_id: str) -> Session | None:
+        query = _select_sessions().where(sessions_table.c.id == session_id)
+        async with self._transaction("reading a session") as connection:
+            row = (await connection.execute(query)).first()
+        return None if row is None else _session_from_row(row)
+
+    async def latest_session_for_channel(self, channel_id: str) -> Session | None:
+        """The most recently updated session of a channel, if any."""
+        query = (
+            _select_sessions()
+            .where(sessions_table.c.channel_id == channel_id)
+            .order_by(sessions_table.c.updated_at.desc(), sessions_table.c.created_at.desc())
+            .limit(1)
+        )
+        async with self._transaction("finding the channel's session") as connection:
+            row = (await connection.execute(query)).first()
+        return None if row is None else _session_from_row(row)
+
+    async def touch_session(self, session_id: str) -> None:
+        """Mark the session as updated now; SessionNotFoundError when there is none."""
+        async with self._transaction("updating a session", write=True) as connection:
+            await self._touch(connection, session_id)
+
+    async def list_sessions(self, limit: int | None = None) -> list[Session]:
+        """Sessions, most recently updated first, each with its message count."""
+        query = _select_sessions().order_by(
+            sessions_table.c.updated_at.desc(),
+            sessions_table.c.created_at.desc(),
+            sessions_table.c.id,
+        )
+        if limit is not None:
+            query = query.limit(max(limit, 0))
+        async with self._transaction("listing sessions") as connection:
+            rows = (await connection.execute(query)).all()
+        return [_session_from_row(row) for row in rows]
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete a session and its messages; False when there was none."""
+        async with self._transaction("deleting a session", write=True) as connection:
+            # Explicitly, not only by ON DELETE CASCADE: foreign keys may not be enforced.
+            await connection.execute(
+                delete(messages_table).where(messages_table.c.session_id == session_id)
+            )
+            result = await connection.execute(
+                delete(sessions_table).where(sessions_table.c.id == session_id)
+            )
+        return result.rowcount > 0
+
+    async def append_messages(self, session_id: str, messages: Sequence[Message]) -> None:
+        """Store messages at the end of the session and mark it updated, in one transaction.
+
+        Committed before this returns. SessionNotFoundError when the session does not exist.
+        """
+        async with self._transaction("saving messages", write=True) as connection:
+            # Touch first: on a server database that locks the session's row, so concurrent
+            # appends to one session queue up here and each reads the true last position.
+            now = await self._touch(connection, session_id)
+            if not messages:
+                return
+            last = (
+                await connection.execute(
+                    select(func.max(messages_table.c.position)).where(
+                        messages_table.c.session_id == session_id
+                    )
+                )
+            ).scalar()
+            first = 0 if last is None else int(last) + 1
+            await connection.execute(
+                insert(messages_table),
+                [
+                    {
+                        "session_id": session_id,
+                        "position": first + offset,
+                        "role": message.role,
+                        "content": message.content,
+                        "tool_calls": _encode_tool_calls(message.tool_calls),
+                        "tool_call_id": message.tool_call_id,
+                        "created_at": now,
+                    }
+                    for offset, message in enumerate(messages)
+                ],
+            )
+
+    async def load_messages(self, session_id: str) -> list[Message]:
+        """The session's messages in order, exactly as stored; [] for an unknown session."""
+        query = (
+            select(
+                messages_table.c.role,
+                messages_table.c.content,
+                messages_table.c.tool_calls,
+                messages_table.c.tool_call_id,
+            )
+            .where(messages_table.c.session_id == session_id)
+            .order_by(messages_table.c.position)
+        )
+        async with self._transaction("loading messages") as connection:
+            rows = (await connection.execute(query)).all()
+        return [
+            Message(
+                role=cast(Role, row.role),
+                content=row.content,
+                tool_calls=_decode_tool_calls(row.tool_calls),
+                tool_call_id=row.tool_call_id,
+            )
+            for row in rows
+        ]
+
+    async def aclose(self) -> None:
+        """Close every pooled connection. Safe to call more than once."""
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> SqlMemoryStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _touch(self, connection: AsyncConnection, session_id: str) -> datetime:
+        now = self._now()
+        result = await connection.execute(
+            update(sessions_table).where(sessions_table.c.id == session_id).values(updated_at=now)
+        )
+        if result.rowcount == 0:
+            raise SessionNotFoundError(
+                f"no session {session_id!r} in {self.display_name}; "
+                "create it first, or list the sessions with `openpista session list`"
+            )
+        return now
+
+    def _now(self) -> datetime:
+        # Strictly increasing within this store, so "most recently updated" never ties and
+        # never goes backwards when the clock is adjusted.
+        now = datetime.now(UTC)
+        if now <= self._last_timestamp:
+            now = self._last_timestamp + timedelta(microseconds=1)
+        self._last_timestamp = now
+        return now
+
+    @asynccontextmanager
+    async def _transaction(
+        self, action: str, *, write: bool = False
+    ) -> AsyncGenerator[AsyncConnection, None]:
+        """A connection in a transaction, committed on success; database errors become
+        OpenpistaError saying what was being done."""
+        try:
+            async with (self._writer if write else self._engine).begin() as connection:
+                yield connection
+        except DBAPIError as exc:
+            detail = self._location.scrub(_one_line(exc.orig))
+            raise OpenpistaError(
+                f"the conversation database {self.display_name} failed while {action}: "
+                f"{detail}; check that it is reachable and not full, then retry"
+            ) from exc
+
+
+def _select_sessions() -> Select[str, str, datetime, datetime, int]:
+    message_count = (
+        select(func.count())
+        .where(messages_table.c.session_id == sessions_table.c.id)
+        .correlate(sessions_table)
+        .scalar_subquery()
+    )
+    return select(
+        sessions_table.c.id,
+        sessions_table.c.channel_id,
+        sessions_table.c.created_at,
+        sessions_table.c.updated_at,
+        message_count.label("message_count"),
+    )
+
+
+def _session_from_row(row: Any) -> Session:
+    return Session(
+        id=row.id,
+        channel_id=row.channel_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        message_count=int(row.message_count),
+    )
+
+
+def _encode_tool_calls(tool_calls: Sequence[ToolCall]) -> str | None:
+    if not tool_calls:
+        return None
+    # ensure_ascii (the default) keeps even lone surrogates representable, so any str
+    # the model produced comes back identical.
+    return json.dumps([call.to_dict() for call in tool_calls])
+
+
+def _decode_tool_calls(stored: str | None) -> list[ToolCall]:
+    if not stored:
+        return []
+    return [ToolCall.from_dict(item) for item in json.loads(stored)]
+
+
+def _prepare_sqlite_file(path: Path, display: str) -> None:
+    """Create the file's folder, and catch what would make SQLite fail to open it.
+
+    Caught here rather than left to the driver: aiosqlite, failing to open a file, leaves its
+    worker thread to report back to the event loop later, which may be closed by then.
+    """
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        # mkdir says "File exists" when the folder's name is taken by a file: say that.
+        problem = "a file is in the way" if folder.exists() else exc.strerror or str(exc)
+        raise OpenpistaError(
+            f"cannot create the folder {folder} for the conversation database {display}: "
+            f"{problem}; choose a writable location: {WHAT_TO_DO}"
+        ) from exc
+    if path.is_dir():
+        problem = "it is a folder, not a database file"
+    elif not path.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        problem = f"its folder {folder} is not writable"
+    else:
+        return
+    raise OpenpistaError(
+        f"cannot open the conversation database {display}: {problem}; {WHAT_TO_DO}"
+    )
+
+
+def _create_engine(location: DatabaseLocation) -> AsyncEngine:
+    try:
+        return create_store_engine(location.url)
+    except NoSuchModuleError as exc:
+        raise OpenpistaError(
+            f"cannot open the conversation database {location.display}: unknown database "
+            f"kind {location.url.drivername!r}; {WHAT_TO_DO}"
+        ) from exc
+    except ModuleNotFoundError as exc:
+        driver = (exc.name or location.url.get_driver_name()).split(".")[0]
+        raise OpenpistaError(
+            f"cannot open the conversation database {location.display}: its driver {driver!r} "
+            f"is not installed; install it (pip install {driver}) or use a SQLite path"
+        ) from exc
+    except InvalidRequestError as exc:
+        # A synchronous driver (postgresql:// means psycopg2) cannot serve the async engine.
+        raise OpenpistaError(
+            f"cannot open the conversation database {location.display}: "
+            f"{location.url.get_driver_name()!r} is not an async driver; name one in the URL, "
+            f"e.g. postgresql+asyncpg:// or mysql+aiomysql://"
+        ) from exc
+
+
+def _open_failure(location: DatabaseLocation, exc: BaseException) -> OpenpistaError:
+    detail = _one_line(exc.orig if isinstance(exc, DBAPIError) else exc)
+    what = (
+        "check that its folder is writable and the file is an openpista database"
+        if location.sqlite_file is not None
+        else "check that the server is running and reachable and the credentials are right"
+    )
+    return OpenpistaError(
+        f"cannot open the conversation database {location.display}: "
+        f"{location.scrub(detail)}; {what}, or {WHAT_TO_DO}"
+    )
+
+
+def _is_alembic_error(exc: BaseException) -> bool:
+    # Alembic is imported only when migrations ran, so recognise its errors without importing it.
+    return type(exc).__module__.startswith("alembic.")
+
+
+def _one_line(exc: BaseException | None) -> str:
+    text = str(exc) if exc is not None else ""
+    return " ".join(text.split()) or type(exc).__name__
