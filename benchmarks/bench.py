@@ -14,7 +14,7 @@ All in one run against an instant fake LLM (FakeChatCompletionsServer on 127.0.0
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -23,9 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-
-from openpista.providers.testing import FakeChatCompletionsServer, run_command_responder
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -83,49 +82,78 @@ async def loop_overhead(turns: int, sqlite_path: Path | None) -> float:
     return statistics.median(samples)
 
 
+@contextlib.contextmanager
+def fake_llm() -> Iterator[str]:
+    """The instant fake LLM, in its own process: a child forked from a big parent reports
+    the parent's memory in its peak RSS, so this process imports nothing heavy."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "openpista.providers.testing"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        yield server.stdout.readline().strip()
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def loop_overhead_in_child(turns: int, sqlite_path: Path | None) -> float:
+    code = (
+        "import asyncio, pathlib, sys; sys.path.insert(0, sys.argv[1]); "
+        "from bench import loop_overhead; "
+        "path = None if sys.argv[3] == '-' else pathlib.Path(sys.argv[3]); "
+        "print(asyncio.run(loop_overhead(int(sys.argv[2]), path)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(HERE), str(turns), str(sqlite_path or "-")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(done.stdout.strip())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
+    # Installed packages are byte-compiled (uv sync with compile-bytecode, as pip does); the
+    # workspace's own editable sources are not, so compile them too, or every start would
+    # compile them from source.
+    sources = [str(p) for p in (HERE.parent / "packages").glob("*/src")]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *sources], check=True)
 
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        FakeChatCompletionsServer(responder=run_command_responder) as llm,
-    ):
+    with tempfile.TemporaryDirectory() as tmp, fake_llm() as base_url:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("OPENPISTA_")},
             "OPENPISTA_HOME": tmp,
             "OPENPISTA_PROVIDER": "openai",
             "OPENPISTA_MODEL": "fake",
-            "OPENPISTA_BASE_URL": llm.base_url,
+            "OPENPISTA_BASE_URL": base_url,
             "OPENAI_API_KEY": "k",
         }
-        python = [sys.executable]
-        startup = {
-            "openpista_version": series([str(BIN / "openpista"), "--version"], env, args.runs),
-            "python_pass": series([*python, "-c", "pass"], env, args.runs),
+        openpista = str(BIN / "openpista")
+        python = sys.executable
+        startup: dict[str, object] = {
+            "openpista_version": series([openpista, "--version"], env, args.runs),
+            "python_pass": series([python, "-c", "pass"], env, args.runs),
         }
-        startup["ratio"] = round(
-            startup["openpista_version"]["median_s"] / startup["python_pass"]["median_s"], 2
-        )
-        one_shot = {
-            "openpista": series([str(BIN / "openpista"), "run", "-e", PROMPT], env, args.runs),
-            "floor": series(
-                [*python, str(HERE / "floor.py"), llm.base_url, PROMPT], env, args.runs
-            ),
+        one_shot: dict[str, object] = {
+            "openpista": series([openpista, "run", "-e", PROMPT], env, args.runs),
+            "floor": series([python, str(HERE / "floor.py"), base_url, PROMPT], env, args.runs),
         }
-        one_shot["ratio"] = round(
-            one_shot["openpista"]["median_s"] / one_shot["floor"]["median_s"], 2
-        )
         loop = {
-            "in_memory_ms_per_turn": round(asyncio.run(loop_overhead(400, None)) * 1000, 3),
+            "in_memory_ms_per_turn": round(loop_overhead_in_child(400, None) * 1000, 3),
             "sqlite_ms_per_turn": round(
-                asyncio.run(loop_overhead(200, Path(tmp) / "loop.db")) * 1000, 3
+                loop_overhead_in_child(200, Path(tmp) / "loop.db") * 1000, 3
             ),
         }
+    startup["ratio"] = _ratio(startup["openpista_version"], startup["python_pass"])
+    one_shot["ratio"] = _ratio(one_shot["openpista"], one_shot["floor"])
     result = {
         "machine": {
             "platform": platform.platform(),
+            "processor": _cpu_model(),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
         },
@@ -134,6 +162,21 @@ def main() -> None:
         "loop": loop,
     }
     print(json.dumps(result, indent=2))
+
+
+def _ratio(ours: object, base: object) -> float:
+    assert isinstance(ours, dict) and isinstance(base, dict)
+    return round(ours["median_s"] / base["median_s"], 2)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 if __name__ == "__main__":

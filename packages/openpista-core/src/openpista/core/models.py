@@ -28,7 +28,9 @@ class ToolCall:
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"arguments are not valid JSON: {exc.msg} at position {exc.pos}") from exc
+            raise ValueError(
+                f"arguments are not valid JSON: {exc.msg} at position {exc.pos}"
+            ) from exc
         if not isinstance(value, dict):
             raise ValueError(f"arguments must be a JSON object, got {type(value).__name__}")
         return value  # pyright: ignore[reportUnknownVariableType]
@@ -38,7 +40,9 @@ class ToolCall:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ToolCall:
-        return cls(id=str(data["id"]), name=str(data["name"]), arguments=str(data.get("arguments", "{}")))
+        return cls(
+            id=str(data["id"]), name=str(data["name"]), arguments=str(data.get("arguments", "{}"))
+        )
 
 
 @dataclass(slots=True)
