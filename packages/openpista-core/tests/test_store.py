@@ -392,3 +392,17 @@ async def test_opening_one_new_file_from_several_stores_at_once(db_path: Path) -
         assert check.execute("SELECT version_num FROM alembic_version").fetchall() == [
             (HEAD_REVISION,)
         ]
+
+
+async def test_a_new_database_file_and_its_wal_are_private_to_the_owner(tmp_path: Path) -> None:
+    path = tmp_path / "home" / "memory.db"
+    store = await open_store(str(path))
+    try:
+        session = await store.create_session("cli:local")
+        await store.append_messages(session.id, [Message(role="user", content="secret")])
+        assert path.stat().st_mode & 0o777 == 0o600
+        wal = path.with_name("memory.db-wal")
+        assert wal.exists() and wal.stat().st_mode & 0o777 == 0o600
+        assert path.parent.stat().st_mode & 0o777 == 0o700
+    finally:
+        await store.aclose()

@@ -51,7 +51,7 @@ class PidFile:
             raise OpenpistaError(
                 f"openpista is already running (pid {other}, {self.path}); stop it first"
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path.write_text(f"{os.getpid()}\n")
 
     def release(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -299,7 +300,8 @@ def _prepare_sqlite_file(path: Path, display: str) -> None:
     """
     folder = path.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        # Conversations hold whatever the owner told the agent: private to the owner.
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         # mkdir says "File exists" when the folder's name is taken by a file: say that.
         problem = "a file is in the way" if folder.exists() else exc.strerror or str(exc)
@@ -312,6 +314,10 @@ def _prepare_sqlite_file(path: Path, display: str) -> None:
     elif not path.exists() and not os.access(folder, os.W_OK | os.X_OK):
         problem = f"its folder {folder} is not writable"
     else:
+        if not path.exists():
+            # SQLite gives its -wal and -shm files the database file's mode: start at 0600.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         return
     raise OpenpistaError(
         f"cannot open the conversation database {display}: {problem}; {WHAT_TO_DO}"
