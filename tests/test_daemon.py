@@ -73,3 +73,21 @@ def test_cron_job_delivers_a_message_into_its_channel_session(
     users = [m["content"] for m in llm.requests[0]["messages"] if m["role"] == "user"]
     assert users == ["cron says hi"]
     assert process.returncode == 0
+
+
+def test_start_names_an_enabled_channel_that_is_not_installed(
+    openpista: Openpista, llm: FakeChatCompletionsServer
+) -> None:
+    openpista.write_config("[channels.discord]\nenabled = true\n")
+    result = openpista.run("start", input="")
+    assert result.returncode == 0, result.stderr
+    assert "channels.discord is enabled, but no installed distribution" in result.stderr
+    assert "every channel's input has ended" in result.stderr
+
+
+def test_start_with_nothing_enabled_says_so(openpista: Openpista) -> None:
+    openpista.write_config("[channels.cli]\nenabled = false\n")
+    result = openpista.run("start", input="")
+    assert result.returncode == 1
+    assert "nothing to run" in result.stderr
+    assert not (openpista.home / "openpista.pid").exists()

@@ -119,3 +119,17 @@ def test_streaming_provider_reply_is_assembled(
     assert result.returncode == 0, result.stderr
     assert "streamed words arrive in pieces" in result.stdout
     assert llm.requests[0].get("stream") is True
+
+
+def test_interactive_chat_shows_tool_activity_on_stderr_and_replies_on_stdout(
+    openpista: Openpista, llm: FakeChatCompletionsServer
+) -> None:
+    llm.queue_tool_calls([("system_run", {"command": "echo chatty"})], text="Let me look.")
+    llm.queue_text("It said chatty.")
+
+    result = openpista.run("tui", input="look around\n/quit\n")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Let me look.\nIt said chatty.\n"
+    assert '⚙ system.run {"command": "echo chatty"}' in result.stderr
+    assert "✓ system.run: exit code: 0" in result.stderr

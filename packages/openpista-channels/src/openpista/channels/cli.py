@@ -19,8 +19,8 @@ when a whole script of messages is piped in:
 - Streamed replies appear as they are generated; the line is finished when the reply is.
 - Error replies (the provider failed, the agent gave up) go to stderr, so `2>/dev/null`
   hides them and scripts can tell them apart from answers.
-- Tool activity (which tools ran) is not printed by this channel: the `openpista` command
-  shows it where it wants it.
+- Tool activity goes to stderr as it happens (`⚙ system.run {"command": "ls"}`, then
+  `  ✓ system.run: exit code: 0`), so the transcript on stdout holds only the replies.
 
 Input can be a terminal, a pipe, a regular file or any text stream: terminals and pipes are
 watched by the event loop, the rest are read in a background thread, so waiting for input
@@ -39,8 +39,9 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from openpista.channels._line_reader import LineReader
+from openpista.core.activity import describe_tool_call, describe_tool_result
 from openpista.core.channel import EventDispatcher
-from openpista.core.models import AgentResponse, ChannelEvent
+from openpista.core.models import AgentResponse, ChannelEvent, ToolCall, ToolResult
 
 if TYPE_CHECKING:
     from openpista.core.config import Config
@@ -138,6 +139,18 @@ class CliChannel:
         self._clear_prompt()
         self._streamed_this_turn = True
         self._write(self._output, text)
+
+    async def send_tool_activity(
+        self, channel_id: str, session_id: str, call: ToolCall, result: ToolResult | None
+    ) -> None:
+        """Show on stderr which tool runs, then how it went."""
+        self._clear_prompt()
+        if self._streamed_this_turn:
+            # Text the model wrote before asking for the tool: finish its line first.
+            self._write(self._output, "\n")
+            self._streamed_this_turn = False
+        line = describe_tool_call(call) if result is None else describe_tool_result(call, result)
+        self._write(self._errors, line + "\n")
 
     async def stop(self) -> None:
         """Make run() return, even mid-read or while a reply is pending."""

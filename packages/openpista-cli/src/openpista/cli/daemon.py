@@ -15,7 +15,13 @@ import signal
 import sys
 from pathlib import Path
 
-from openpista.cli.runtime import Runtime, create_channels, open_runtime, read_config
+from openpista.cli.runtime import (
+    Runtime,
+    create_channels,
+    enabled_but_missing_channels,
+    open_runtime,
+    read_config,
+)
 from openpista.core.config import Config
 from openpista.core.errors import OpenpistaError
 from openpista.core.gateway import Gateway
@@ -82,6 +88,11 @@ async def _serve(config: Config) -> int:
 
 
 async def _serve_until_stopped(config: Config, runtime: Runtime, stop: asyncio.Event) -> None:
+    for name in enabled_but_missing_channels(config):
+        sys.stderr.write(
+            f"openpista: warning: channels.{name} is enabled, but no installed distribution "
+            f"provides a {name!r} channel in this version; skipping it\n"
+        )
     channels = create_channels(config)
     if not channels and not config.cron:
         raise OpenpistaError(
@@ -113,6 +124,8 @@ async def _serve_until_stopped(config: Config, runtime: Runtime, stop: asyncio.E
             running.discard(task)
             if not task.cancelled() and task.exception() is not None:
                 log.error("%s stopped: %s", task.get_name(), task.exception())
+    if not stop.is_set():
+        sys.stderr.write("openpista: every channel's input has ended and no cron job is set\n")
 
     for adapter in channels.values():
         with contextlib.suppress(Exception):

@@ -9,26 +9,20 @@ from pathlib import Path
 
 from openpista.cli.errors import print_error
 from openpista.cli.runtime import open_runtime, read_config
+from openpista.core.activity import describe_tool_call, describe_tool_result
 from openpista.core.errors import ProviderError
 from openpista.core.models import ToolCall, ToolResult
 
 ONE_SHOT_CHANNEL = "cli:run"
 
 
-def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 async def _show_call(call: ToolCall) -> None:
-    sys.stderr.write(f"⚙ {call.name} {_short(call.arguments)}\n")
+    sys.stderr.write(describe_tool_call(call) + "\n")
     sys.stderr.flush()
 
 
 async def _show_result(call: ToolCall, result: ToolResult) -> None:
-    mark = "✗" if result.is_error else "✓"
-    first_line = result.output.strip().splitlines()[0] if result.output.strip() else ""
-    sys.stderr.write(f"  {mark} {call.name}: {_short(first_line, 120)}\n")
+    sys.stderr.write(describe_tool_result(call, result) + "\n")
     sys.stderr.flush()
 
 

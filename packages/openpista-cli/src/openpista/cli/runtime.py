@@ -68,6 +68,13 @@ def create_channels(config: Config, names: list[str] | None = None) -> dict[str,
     return channels
 
 
+def enabled_but_missing_channels(config: Config) -> list[str]:
+    """Channels switched on in the config that no installed distribution provides."""
+    known = ["cli", "telegram", "web", "whatsapp", *config.channels.extra]
+    installed = set(plugins.available(plugins.CHANNELS_GROUP))
+    return [name for name in known if channel_enabled(config, name) and name not in installed]
+
+
 def channel_enabled(config: Config, name: str) -> bool:
     section = getattr(config.channels, name, None)
     if section is not None and hasattr(section, "enabled"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from openpista.core.models import AgentResponse, ChannelEvent
+from openpista.core.models import AgentResponse, ChannelEvent, ToolCall, ToolResult
 
 if TYPE_CHECKING:
     from openpista.core.config import Config
@@ -40,6 +40,17 @@ class ChannelAdapter(Protocol):
 
     async def stop(self) -> None:
         """Stop receiving and release resources; `run` returns soon after."""
+        ...
+
+
+@runtime_checkable
+class ToolActivityReceiver(Protocol):
+    """Optional for adapters: implemented by those that show which tools run as they run."""
+
+    async def send_tool_activity(
+        self, channel_id: str, session_id: str, call: ToolCall, result: ToolResult | None
+    ) -> None:
+        """Called with `result=None` when a call starts, and with its result when it ends."""
         ...
 
 

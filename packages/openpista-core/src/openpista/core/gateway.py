@@ -13,11 +13,11 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from openpista.core.agent import Agent
-from openpista.core.channel import ChannelAdapter
+from openpista.core.agent import Agent, ToolCallHandler, ToolResultHandler
+from openpista.core.channel import ChannelAdapter, ToolActivityReceiver
 from openpista.core.errors import OpenpistaError, ProviderError
 from openpista.core.memory import MemoryStore
-from openpista.core.models import AgentResponse, ChannelEvent
+from openpista.core.models import AgentResponse, ChannelEvent, ToolCall, ToolResult
 from openpista.core.provider import DeltaHandler
 
 logger = logging.getLogger(__name__)
@@ -222,11 +222,17 @@ class Gateway:
         channel_id = event.channel_id
         session_id = job.session_id
         on_delta = job.on_delta if job.on_delta is not None else self._delta_sender(job)
+        on_tool_call, on_tool_result = self._activity_senders(job)
         deadline = asyncio.timeout(self.timeout_s)
         try:
             async with deadline:
                 result = await self.agent.run_turn(
-                    session_id, event.text, channel_id=channel_id, on_delta=on_delta
+                    session_id,
+                    event.text,
+                    channel_id=channel_id,
+                    on_delta=on_delta,
+                    on_tool_call=on_tool_call,
+                    on_tool_result=on_tool_result,
                 )
         except TimeoutError as exc:
             if not deadline.expired():
@@ -277,6 +283,34 @@ class Gateway:
                 )
 
         return send_delta
+
+    def _activity_senders(
+        self, job: _Job
+    ) -> tuple[ToolCallHandler | None, ToolResultHandler | None]:
+        """Tool activity for adapters that show it (ToolActivityReceiver); None otherwise."""
+        if job.reply_to is not None:
+            return None, None
+        channel_id = job.event.channel_id
+        adapter = self._adapter_for(channel_id)
+        if not isinstance(adapter, ToolActivityReceiver):
+            return None, None
+        receiver: ToolActivityReceiver = adapter
+        session_id = job.session_id
+
+        async def send(call: ToolCall, result: ToolResult | None) -> None:
+            try:
+                await receiver.send_tool_activity(channel_id, session_id, call, result)
+            except Exception:
+                # Showing activity is a courtesy; the turn goes on without it.
+                logger.debug("channel %s failed to show tool activity", channel_id, exc_info=True)
+
+        async def on_call(call: ToolCall) -> None:
+            await send(call, None)
+
+        async def on_result(call: ToolCall, result: ToolResult) -> None:
+            await send(call, result)
+
+        return on_call, on_result
 
     def _adapter_for(self, channel_id: str) -> ChannelAdapter | None:
         return self._channels.get(_channel_name(channel_id))
