@@ -91,3 +91,22 @@ def test_start_with_nothing_enabled_says_so(openpista: Openpista) -> None:
     assert result.returncode == 1
     assert "nothing to run" in result.stderr
     assert not (openpista.home / "openpista.pid").exists()
+
+
+def test_a_provider_outage_reaches_the_user_and_the_daemon_keeps_serving(
+    openpista: Openpista, llm: FakeChatCompletionsServer
+) -> None:
+    for _ in range(3):  # every attempt of the first message fails
+        llm.queue_error(503, "The server is overloaded")
+    llm.queue_text("Back again.")
+    with openpista.popen("start") as process:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write("first\nsecond\n")
+        process.stdin.flush()
+        assert "Back again." in process.stdout.readline()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0
+    assert "❌" in stderr and "overloaded" in stderr
+    users = [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "user"]
+    assert users == ["first", "second"]  # the failed message was kept in the session
