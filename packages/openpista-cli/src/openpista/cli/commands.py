@@ -91,9 +91,11 @@ def run(
     text: str, session_id: str | None, provider: str | None, model: str | None, as_json: bool
 ) -> None:
     """Run one task: the final reply on stdout, tool activity on stderr."""
+    import asyncio
+
     from openpista.cli.oneshot import run_once
 
-    status = run_once(
+    coroutine = run_once(
         _globals().config_path,
         text,
         session_id=session_id or _globals().session_id,
@@ -101,7 +103,7 @@ def run(
         model=model,
         as_json=as_json,
     )
-    sys.exit(status)
+    sys.exit(asyncio.run(coroutine))
 
 
 @cli.command()

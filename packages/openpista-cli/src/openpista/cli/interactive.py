@@ -11,7 +11,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from openpista.cli.runtime import open_runtime, read_config
+from openpista.cli.runtime import open_runtime, open_session, read_config
 from openpista.core.config import Config
 from openpista.core.gateway import Gateway
 
@@ -23,12 +23,7 @@ async def _chat(config: Config, session_id: str | None) -> int:
 
     async with open_runtime(config) as runtime:
         memory = runtime.memory
-        if session_id is not None:
-            session = await memory.get_session(session_id) or await memory.create_session(
-                CHANNEL_ID, session_id
-            )
-        else:
-            session = await memory.create_session(CHANNEL_ID)
+        session = await open_session(memory, session_id, CHANNEL_ID)
         channel = CliChannel(channel_id=CHANNEL_ID)
         gateway = Gateway(runtime.agent, memory, {"cli": channel}, timeout_s=config.agent.timeout_s)
         gateway.router.set_current(CHANNEL_ID, session.id)

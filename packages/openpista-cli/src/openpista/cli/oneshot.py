@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from openpista.cli.errors import print_error
-from openpista.cli.runtime import open_runtime, read_config
+from openpista.cli.runtime import open_runtime, open_session, read_config
 from openpista.core.activity import describe_tool_call, describe_tool_result
 from openpista.core.errors import ProviderError
 from openpista.core.models import ToolCall, ToolResult
@@ -26,7 +26,7 @@ async def _show_result(call: ToolCall, result: ToolResult) -> None:
     sys.stderr.flush()
 
 
-async def _run(
+async def run_once(
     config_path: Path | None,
     text: str,
     *,
@@ -37,21 +37,15 @@ async def _run(
 ) -> int:
     config = read_config(config_path)
     async with open_runtime(config, provider=provider, model=model) as runtime:
-        memory = runtime.memory
-        if session_id is None:
-            session = await memory.create_session(ONE_SHOT_CHANNEL)
-        else:
-            session = await memory.get_session(session_id) or await memory.create_session(
-                ONE_SHOT_CHANNEL, session_id
-            )
+        session = await open_session(runtime.memory, session_id, ONE_SHOT_CHANNEL)
         try:
             async with asyncio.timeout(config.agent.timeout_s):
                 result = await runtime.agent.run_turn(
                     session.id,
                     text,
                     channel_id=session.channel_id,
-                    on_tool_call=None if as_json else _show_call,
-                    on_tool_result=None if as_json else _show_result,
+                    on_tool_call=_show_call,
+                    on_tool_result=_show_result,
                 )
         except ProviderError as exc:
             print_error(str(exc))
@@ -76,24 +70,3 @@ async def _run(
         if sys.stderr.isatty():
             sys.stderr.write(f"(session {session.id}: continue with -s {session.id})\n")
     return 0
-
-
-def run_once(
-    config_path: Path | None,
-    text: str,
-    *,
-    session_id: str | None,
-    provider: str | None,
-    model: str | None,
-    as_json: bool,
-) -> int:
-    return asyncio.run(
-        _run(
-            config_path,
-            text,
-            session_id=session_id,
-            provider=provider,
-            model=model,
-            as_json=as_json,
-        )
-    )

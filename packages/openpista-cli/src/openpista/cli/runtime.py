@@ -18,6 +18,7 @@ from openpista.core.channel import ChannelAdapter
 from openpista.core.config import Config, ConfigError, expand_path, load_config, provider_settings
 from openpista.core.errors import OpenpistaError
 from openpista.core.memory import MemoryStore
+from openpista.core.models import Session
 from openpista.core.provider import LlmProvider
 from openpista.core.registry import ToolRegistry
 from openpista.core.skills import SkillLoader, SkillRunTool
@@ -86,6 +87,14 @@ async def open_memory(config: Config) -> MemoryStore:
     from openpista.core.store import open_store
 
     return await open_store(config.database.url)
+
+
+async def open_session(memory: MemoryStore, session_id: str | None, channel_id: str) -> Session:
+    """The session `session_id` (created under that id when new), or a new one when None."""
+    if session_id is None:
+        return await memory.create_session(channel_id)
+    existing = await memory.get_session(session_id)
+    return existing or await memory.create_session(channel_id, session_id)
 
 
 @dataclass(slots=True)
