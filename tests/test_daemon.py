@@ -110,3 +110,21 @@ def test_a_provider_outage_reaches_the_user_and_the_daemon_keeps_serving(
     assert "❌" in stderr and "overloaded" in stderr
     users = [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "user"]
     assert users == ["first", "second"]  # the failed message was kept in the session
+
+
+def test_sigterm_lets_an_in_flight_reply_finish(
+    openpista: Openpista, llm: FakeChatCompletionsServer
+) -> None:
+    llm.queue_tool_calls([("system_run", {"command": "sleep 1.5; echo finished"})])
+    llm.queue_text("All finished.")
+    with openpista.popen("start") as process:
+        assert process.stdin is not None
+        process.stdin.write("take your time\n")
+        process.stdin.flush()
+        assert _wait_for(lambda: len(llm.requests) == 1)  # the tool is running now
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "All finished." in stdout
+    (tool_message,) = [m for m in llm.requests[1]["messages"] if m["role"] == "tool"]
+    assert "finished" in tool_message["content"]
