@@ -36,10 +36,17 @@ def create_provider(config: Config, provider: str | None, model: str | None) -> 
     settings = provider_settings(config, provider, model)
     installed = plugins.available(plugins.PROVIDERS_GROUP)
     if settings.name not in installed:
-        source = "--provider" if provider else _config_file(config)
+        source, key = (
+            ("command line", "--provider")
+            if provider
+            else (
+                _config_file(config),
+                "agent.provider",
+            )
+        )
         raise ConfigError(
             source,
-            "agent.provider",
+            key,
             f"no provider named {settings.name!r} is installed; installed: {', '.join(installed)}",
         )
     factory = plugins.load(plugins.PROVIDERS_GROUP, settings.name)
