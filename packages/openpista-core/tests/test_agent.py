@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,130 +24,25 @@ from openpista.core.testing import (
     tool_call_reply,
     tool_calls_reply,
 )
-from openpista.core.tool import ToolContext, ToolOutput
+from openpista.core.tool import FunctionTool, ToolContext
 
 CHANNEL = "test:local"
 
 
-class AddTool:
-    """Adds two integers."""
-
-    @property
-    def name(self) -> str:
-        return "math.add"
-
-    @property
-    def description(self) -> str:
-        return "Add two integers."
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-            "required": ["a", "b"],
-        }
-
-    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
-        return ToolOutput(str(arguments["a"] + arguments["b"]))
+async def add(arguments: dict[str, Any], context: ToolContext) -> str:
+    return str(arguments["a"] + arguments["b"])
 
 
-class HandshakeTool:
-    """Sets its own event, then waits for its partner's: finishes only if both run at once."""
-
-    def __init__(self, name: str, mine: asyncio.Event, partner: asyncio.Event) -> None:
-        self._name = name
-        self._mine = mine
-        self._partner = partner
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def description(self) -> str:
-        return "handshake"
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return {"type": "object"}
-
-    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
-        self._mine.set()
-        await self._partner.wait()
-        return ToolOutput(f"{self._name} done")
-
-
-class StuckTool:
-    """Never finishes on its own; tells the test when it has started."""
-
-    def __init__(self) -> None:
-        self.started = asyncio.Event()
-
-    @property
-    def name(self) -> str:
-        return "test.stuck"
-
-    @property
-    def description(self) -> str:
-        return "hangs"
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return {"type": "object"}
-
-    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
-        self.started.set()
-        await asyncio.Event().wait()
-        return ToolOutput("unreachable")
-
-
-class InstallSkillTool:
-    """Writes a SKILL.md into the workspace, as an agent creating a skill would."""
-
-    def __init__(self, workspace: Path) -> None:
-        self._workspace = workspace
-
-    @property
-    def name(self) -> str:
-        return "skill.install"
-
-    @property
-    def description(self) -> str:
-        return "Install a skill."
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "properties": {"name": {"type": "string"}, "description": {"type": "string"}},
-            "required": ["name", "description"],
-        }
-
-    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
-        folder = self._workspace / arguments["name"]
-        folder.mkdir(parents=True)
-        (folder / "SKILL.md").write_text(
-            f"---\ndescription: {arguments['description']}\n---\nSay hello.\n"
-        )
-        return ToolOutput("installed")
-
-
-class CameraTool:
-    @property
-    def name(self) -> str:
-        return "screen.capture"
-
-    @property
-    def description(self) -> str:
-        return "Take a screenshot."
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return {"type": "object"}
-
-    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
-        return ToolOutput("[screenshot]", images=[Image("image/png", "AAAA")])
+ADD_TOOL = FunctionTool(
+    "math.add",
+    add,
+    description="Add two integers.",
+    parameters={
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        "required": ["a", "b"],
+    },
+)
 
 
 async def new_session(memory: InMemoryStore) -> str:
@@ -163,7 +59,7 @@ async def test_a_plain_answer_is_returned_and_stored() -> None:
     memory = InMemoryStore()
     session = await new_session(memory)
     provider = ScriptedProvider([text_reply("Hello there.")])
-    agent = Agent(provider, ToolRegistry([AddTool()]), memory)
+    agent = Agent(provider, ToolRegistry([ADD_TOOL]), memory)
 
     result = await agent.run_turn(session, "hi", channel_id=CHANNEL)
 
@@ -221,7 +117,7 @@ async def test_a_tool_round_runs_the_tool_and_feeds_the_result_back() -> None:
     provider = ScriptedProvider(
         [tool_call_reply("math.add", {"a": 2, "b": 3}, "call-1"), text_reply("2 + 3 = 5")]
     )
-    agent = Agent(provider, ToolRegistry([AddTool()]), memory)
+    agent = Agent(provider, ToolRegistry([ADD_TOOL]), memory)
     deltas: list[str] = []
     asked: list[ToolCall] = []
     finished: list[tuple[str, str]] = []
@@ -267,26 +163,24 @@ async def test_a_tool_round_runs_the_tool_and_feeds_the_result_back() -> None:
     assert stored[1].tool_calls == [ToolCall("call-1", "math.add", '{"a": 2, "b": 3}')]
 
 
-async def test_a_round_of_tool_calls_runs_concurrently() -> None:
+async def test_a_round_of_tool_calls_runs_concurrently(
+    handshake_tools: Callable[[str, str], tuple[FunctionTool, FunctionTool]],
+) -> None:
     memory = InMemoryStore()
     session = await new_session(memory)
-    left, right = asyncio.Event(), asyncio.Event()
     provider = ScriptedProvider(
         [
             tool_calls_reply(ToolCall("a", "test.left"), ToolCall("b", "test.right")),
             text_reply("both done"),
         ]
     )
-    registry = ToolRegistry(
-        [HandshakeTool("test.left", left, right), HandshakeTool("test.right", right, left)]
-    )
-    agent = Agent(provider, registry, memory)
+    agent = Agent(provider, ToolRegistry(handshake_tools("test.left", "test.right")), memory)
     async with asyncio.timeout(10):
         result = await agent.run_turn(session, "go", channel_id=CHANNEL)
     assert result.reply == "both done"
     assert [(m.tool_call_id, m.content) for m in provider.requests[1].messages[3:]] == [
-        ("a", "test.left done"),
-        ("b", "test.right done"),
+        ("a", "test.left met its partner"),
+        ("b", "test.right met its partner"),
     ]
 
 
@@ -300,7 +194,7 @@ async def test_schema_errors_go_back_to_the_llm_which_can_correct_itself() -> No
             text_reply("5"),
         ]
     )
-    agent = Agent(provider, ToolRegistry([AddTool()]), memory)
+    agent = Agent(provider, ToolRegistry([ADD_TOOL]), memory)
     result = await agent.run_turn(session, "add", channel_id=CHANNEL)
 
     error = provider.requests[1].messages[-1]
@@ -320,7 +214,7 @@ async def test_arguments_that_are_not_json_are_recorded_as_given() -> None:
     provider = ScriptedProvider(
         [tool_calls_reply(ToolCall("c", "math.add", '{"a": 1,')), text_reply("sorry")]
     )
-    agent = Agent(provider, ToolRegistry([AddTool()]), memory)
+    agent = Agent(provider, ToolRegistry([ADD_TOOL]), memory)
     result = await agent.run_turn(session, "add", channel_id=CHANNEL)
     assert result.tool_calls == [ToolCallRecord("math.add", '{"a": 1,', ok=False)]
     assert "not valid JSON" in provider.requests[1].messages[-1].content
@@ -330,18 +224,18 @@ async def test_unknown_tools_are_reported_to_the_llm() -> None:
     memory = InMemoryStore()
     session = await new_session(memory)
     provider = ScriptedProvider([tool_call_reply("math.divide", {}, "x"), text_reply("ok")])
-    agent = Agent(provider, ToolRegistry([AddTool()]), memory)
+    agent = Agent(provider, ToolRegistry([ADD_TOOL]), memory)
     await agent.run_turn(session, "divide", channel_id=CHANNEL)
     assert provider.requests[1].messages[-1].content == (
         "unknown tool 'math.divide'. Available tools: math.add."
     )
 
 
-async def test_tool_images_are_returned_with_the_turn() -> None:
+async def test_tool_images_are_returned_with_the_turn(screenshot_tool: FunctionTool) -> None:
     memory = InMemoryStore()
     session = await new_session(memory)
     provider = ScriptedProvider([tool_call_reply("screen.capture", {}), text_reply("Here.")])
-    agent = Agent(provider, ToolRegistry([CameraTool()]), memory)
+    agent = Agent(provider, ToolRegistry([screenshot_tool]), memory)
     result = await agent.run_turn(session, "show me", channel_id=CHANNEL)
     assert result.images == [Image("image/png", "AAAA")]
     assert provider.requests[1].messages[-1].content == "[screenshot]"
@@ -358,7 +252,7 @@ async def test_stops_after_max_tool_rounds_with_a_clear_reply() -> None:
         return tool_call_reply("math.add", {"a": count, "b": 1}, f"call-{count}")
 
     provider = ScriptedProvider([always_more] * 10)
-    agent = Agent(provider, ToolRegistry([AddTool()]), memory, max_tool_rounds=3)
+    agent = Agent(provider, ToolRegistry([ADD_TOOL]), memory, max_tool_rounds=3)
     result = await agent.run_turn(session, "loop forever", channel_id=CHANNEL)
 
     assert result.reply == (
@@ -379,7 +273,7 @@ async def test_max_tool_rounds_keeps_the_text_the_llm_wrote() -> None:
     memory = InMemoryStore()
     session = await new_session(memory)
     provider = ScriptedProvider([tool_call_reply("math.add", {"a": 1, "b": 1}, text="Working…")])
-    agent = Agent(provider, ToolRegistry([AddTool()]), memory, max_tool_rounds=0)
+    agent = Agent(provider, ToolRegistry([ADD_TOOL]), memory, max_tool_rounds=0)
     result = await agent.run_turn(session, "go", channel_id=CHANNEL)
     assert result.reply.startswith("Working…\n\nI stopped after 0 tool rounds")
     assert result.tool_calls == []
@@ -389,7 +283,7 @@ async def test_an_empty_final_answer_still_gives_a_reply() -> None:
     memory = InMemoryStore()
     session = await new_session(memory)
     provider = ScriptedProvider([tool_call_reply("math.add", {"a": 1, "b": 1}), text_reply("  ")])
-    agent = Agent(provider, ToolRegistry([AddTool()]), memory)
+    agent = Agent(provider, ToolRegistry([ADD_TOOL]), memory)
     result = await agent.run_turn(session, "go", channel_id=CHANNEL)
     assert result.reply == "(no reply)"
     assert (await memory.load_messages(session))[-1].content == "(no reply)"
@@ -421,12 +315,27 @@ async def test_skills_context_is_read_afresh_for_every_request(tmp_path: Path) -
             text_reply("Still here."),
         ]
     )
-    agent = Agent(
-        provider,
-        ToolRegistry([InstallSkillTool(workspace)]),
-        memory,
-        skills_context=loader.context,
+
+    async def install_skill(arguments: dict[str, Any], context: ToolContext) -> str:
+        # Writes a SKILL.md into the workspace, as an agent creating a skill would.
+        folder = workspace / arguments["name"]
+        folder.mkdir(parents=True)
+        (folder / "SKILL.md").write_text(
+            f"---\ndescription: {arguments['description']}\n---\nSay hello.\n"
+        )
+        return "installed"
+
+    install_tool = FunctionTool(
+        "skill.install",
+        install_skill,
+        description="Install a skill.",
+        parameters={
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "description": {"type": "string"}},
+            "required": ["name", "description"],
+        },
     )
+    agent = Agent(provider, ToolRegistry([install_tool]), memory, skills_context=loader.context)
     await agent.run_turn(session, "make a greeter skill", channel_id=CHANNEL)
     await agent.run_turn(session, "thanks", channel_id=CHANNEL)
 
@@ -440,12 +349,18 @@ async def test_skills_context_is_read_afresh_for_every_request(tmp_path: Path) -
 async def test_an_interrupted_round_is_repaired_in_the_next_request_only() -> None:
     memory = InMemoryStore()
     session = await new_session(memory)
-    stuck = StuckTool()
+    stuck_started = asyncio.Event()
+
+    async def hang(arguments: dict[str, Any], context: ToolContext) -> str:
+        stuck_started.set()
+        await asyncio.Event().wait()
+        return "unreachable"
+
     provider = ScriptedProvider([tool_call_reply("test.stuck", {}, "lost"), "Recovered."])
-    agent = Agent(provider, ToolRegistry([stuck]), memory)
+    agent = Agent(provider, ToolRegistry([FunctionTool("test.stuck", hang)]), memory)
 
     turn = asyncio.create_task(agent.run_turn(session, "hang", channel_id=CHANNEL))
-    await stuck.started.wait()
+    await stuck_started.wait()
     turn.cancel()
     with pytest.raises(asyncio.CancelledError):
         await turn
@@ -511,7 +426,7 @@ async def test_the_stored_assistant_tool_call_keeps_the_exact_arguments_text() -
     session = await new_session(memory)
     raw = '{ "a" : 1, "b":2 }'
     provider = ScriptedProvider([tool_calls_reply(ToolCall("k", "math.add", raw)), "3"])
-    await Agent(provider, ToolRegistry([AddTool()]), memory).run_turn(
+    await Agent(provider, ToolRegistry([ADD_TOOL]), memory).run_turn(
         session, "add", channel_id=CHANNEL
     )
     stored = await memory.load_messages(session)

@@ -44,6 +44,18 @@ def local(
     return datetime(year, month, day, hour, minute, second).timestamp()
 
 
+async def run_until(scheduler: CronScheduler, done: asyncio.Event) -> None:
+    """Runs `scheduler` until `done` is set (10 s at the most), then stops it."""
+    task = asyncio.create_task(scheduler.run())
+    try:
+        async with asyncio.timeout(10):
+            await done.wait()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
 def test_five_fields_are_minute_first_in_local_time() -> None:
     after = local(2030, 1, 7, 8, 0)  # a Monday
     assert next_fire_time("0 9 * * *", after) == local(2030, 1, 7, 9, 0)
@@ -74,15 +86,7 @@ async def test_a_seconds_schedule_really_fires_into_the_dispatcher() -> None:
             two_fired.set()
 
     job = CronJobConfig(schedule="* * * * * *", channel_id="telegram:12345", message="tick")
-    scheduler = CronScheduler([job], dispatch)
-    task = asyncio.create_task(scheduler.run())
-    try:
-        async with asyncio.timeout(10):
-            await two_fired.wait()
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+    await run_until(CronScheduler([job], dispatch), two_fired)
     assert received[0] == ChannelEvent(
         channel_id="telegram:12345",
         text="tick",
@@ -106,14 +110,7 @@ async def test_a_failing_dispatch_is_logged_and_the_schedule_goes_on(
 
     scheduler = CronScheduler([CronJobConfig("* * * * * *", "cli:local", "x")], flaky)
     with caplog.at_level(logging.ERROR, logger="openpista.core.cron"):
-        task = asyncio.create_task(scheduler.run())
-        try:
-            async with asyncio.timeout(10):
-                await second_call.wait()
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+        await run_until(scheduler, second_call)
     assert "could not be dispatched" in caplog.text
     assert "gateway unavailable" in caplog.text
 
@@ -149,14 +146,8 @@ async def test_times_missed_while_asleep_fire_once_not_for_each_missed_time() ->
             second.set()
 
     started = datetime.now().timestamp()
-    task = asyncio.create_task(
-        CronScheduler([CronJobConfig("* * * * * *", "cli:local", "x")], dispatch, clock=clock).run()
+    scheduler = CronScheduler(
+        [CronJobConfig("* * * * * *", "cli:local", "x")], dispatch, clock=clock
     )
-    try:
-        async with asyncio.timeout(10):
-            await second.wait()
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+    await run_until(scheduler, second)
     assert len(received) == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import pytest
 
@@ -29,7 +29,7 @@ from openpista.core.testing import (
     text_reply,
     tool_call_reply,
 )
-from openpista.core.tool import ToolContext, ToolOutput
+from openpista.core.tool import FunctionTool
 
 
 def make_gateway(
@@ -343,28 +343,13 @@ async def test_handle_answers_in_the_named_session() -> None:
     assert response == AgentResponse("test:1", "s-1", "ok")
 
 
-class ScreenshotTool:
-    @property
-    def name(self) -> str:
-        return "screen.capture"
-
-    @property
-    def description(self) -> str:
-        return "Take a screenshot."
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return {"type": "object"}
-
-    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
-        return ToolOutput("[screenshot]", images=[Image("image/png", "AAAA")])
-
-
-async def test_the_reply_carries_the_turns_tool_calls_and_images() -> None:
+async def test_the_reply_carries_the_turns_tool_calls_and_images(
+    screenshot_tool: FunctionTool,
+) -> None:
     memory = InMemoryStore()
     channel = RecordingChannel("test")
     provider = ScriptedProvider([tool_call_reply("screen.capture", {}), "Here it is."])
-    agent = Agent(provider, ToolRegistry([ScreenshotTool()]), memory)
+    agent = Agent(provider, ToolRegistry([screenshot_tool]), memory)
     gateway = Gateway(agent, memory, {"test": channel})
     await gateway.dispatch(ChannelEvent("test:1", "show me the screen"))
     (response,) = await channel.wait_for_responses(1)

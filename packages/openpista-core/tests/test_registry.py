@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from openpista.core.errors import ToolError, ToolRegistrationError
 from openpista.core.models import Image, ToolCall
 from openpista.core.registry import ToolRegistry
-from openpista.core.tool import Tool, ToolContext, ToolOutput
+from openpista.core.tool import FunctionTool, Tool, ToolContext, ToolOutput
 
 CONTEXT = ToolContext(session_id="s1", channel_id="test:1")
 
@@ -22,95 +23,31 @@ COMMAND_SCHEMA: dict[str, Any] = {
 }
 
 
-class EchoTool:
+class EchoTool(FunctionTool):
     """Returns its `command` argument, and remembers what it was called with."""
 
     def __init__(self, name: str = "test.echo", parameters: dict[str, Any] | None = None) -> None:
-        self._name = name
-        self._parameters = parameters if parameters is not None else COMMAND_SCHEMA
+        super().__init__(
+            name,
+            self._echo,
+            description=f"echo ({name})",
+            parameters=parameters if parameters is not None else COMMAND_SCHEMA,
+        )
         self.calls: list[tuple[dict[str, Any], ToolContext]] = []
 
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def description(self) -> str:
-        return f"echo ({self._name})"
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return self._parameters
-
-    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
+    async def _echo(self, arguments: dict[str, Any], context: ToolContext) -> str:
         self.calls.append((arguments, context))
-        return ToolOutput(f"echo: {arguments.get('command')}")
+        return f"echo: {arguments.get('command')}"
 
 
-class RaisingTool:
+class RaisingTool(FunctionTool):
     """Raises the exception it was given."""
 
     def __init__(self, name: str, exc: BaseException) -> None:
-        self._name = name
-        self._exc = exc
+        async def raise_it(arguments: dict[str, Any], context: ToolContext) -> str:
+            raise exc
 
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def description(self) -> str:
-        return "raises"
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return {"type": "object", "properties": {}}
-
-    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
-        raise self._exc
-
-
-class HandshakeTool:
-    """Sets its own event, then waits for its partner's: finishes only if both run at once."""
-
-    def __init__(self, name: str, mine: asyncio.Event, partner: asyncio.Event) -> None:
-        self._name = name
-        self._mine = mine
-        self._partner = partner
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def description(self) -> str:
-        return "handshake"
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return {"type": "object"}
-
-    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
-        self._mine.set()
-        await self._partner.wait()
-        return ToolOutput(f"{self._name} met its partner")
-
-
-class PictureTool:
-    @property
-    def name(self) -> str:
-        return "screen.capture"
-
-    @property
-    def description(self) -> str:
-        return "a picture"
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return {"type": "object"}
-
-    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
-        return ToolOutput("[image: 1x1 png]", images=[Image("image/png", "iVBORw0KGgo=")])
+        super().__init__(name, raise_it, description="raises")
 
 
 def call(name: str, arguments: str = "{}", call_id: str = "c1") -> ToolCall:
@@ -264,21 +201,16 @@ async def test_cancellation_propagates() -> None:
         await registry.dispatch(call("system.run"), CONTEXT)
 
 
-async def test_images_are_kept_in_the_result() -> None:
-    result = await ToolRegistry([PictureTool()]).dispatch(call("screen.capture"), CONTEXT)
-    assert result.output == "[image: 1x1 png]"
-    assert result.images == [Image("image/png", "iVBORw0KGgo=")]
+async def test_images_are_kept_in_the_result(screenshot_tool: FunctionTool) -> None:
+    result = await ToolRegistry([screenshot_tool]).dispatch(call("screen.capture"), CONTEXT)
+    assert result.output == "[screenshot]"
+    assert result.images == [Image("image/png", "AAAA")]
 
 
-async def test_dispatch_all_runs_a_round_concurrently_in_call_order() -> None:
-    first_ready, second_ready = asyncio.Event(), asyncio.Event()
-    registry = ToolRegistry(
-        [
-            HandshakeTool("test.first", first_ready, second_ready),
-            HandshakeTool("test.second", second_ready, first_ready),
-            EchoTool(),
-        ]
-    )
+async def test_dispatch_all_runs_a_round_concurrently_in_call_order(
+    handshake_tools: Callable[[str, str], tuple[FunctionTool, FunctionTool]],
+) -> None:
+    registry = ToolRegistry([*handshake_tools("test.first", "test.second"), EchoTool()])
     calls = [
         call("test.second", call_id="a"),
         call("test.echo", '{"command": "hi"}', call_id="b"),
@@ -292,3 +224,53 @@ async def test_dispatch_all_runs_a_round_concurrently_in_call_order() -> None:
         ("b", "echo: hi"),
         ("c", "test.first met its partner"),
     ]
+
+
+async def test_a_function_tool_is_registered_and_dispatched_like_any_tool() -> None:
+    seen: list[tuple[dict[str, Any], ToolContext]] = []
+
+    async def greet(arguments: dict[str, Any], context: ToolContext) -> str:
+        seen.append((arguments, context))
+        return f"hello, {arguments['who']}"
+
+    greeter = FunctionTool(
+        "test.greet",
+        greet,
+        description="Greet someone.",
+        parameters={
+            "type": "object",
+            "properties": {"who": {"type": "string"}},
+            "required": ["who"],
+        },
+    )
+    assert isinstance(greeter, Tool)
+    registry = ToolRegistry([greeter])
+    (spec,) = registry.specs()
+    assert (spec.name, spec.wire_name, spec.description) == (
+        "test.greet",
+        "test_greet",
+        "Greet someone.",
+    )
+    result = await registry.dispatch(call("test.greet", '{"who": "Ada"}'), CONTEXT)
+    assert (result.output, result.is_error) == ("hello, Ada", False)
+    assert seen == [({"who": "Ada"}, CONTEXT)]
+    # The schema still guards the function: a bad call never reaches it.
+    refused = await registry.dispatch(call("test.greet", '{"who": 7}'), CONTEXT)
+    assert refused.is_error
+    assert len(seen) == 1
+
+
+async def test_a_function_tool_wraps_text_and_passes_tool_output_through() -> None:
+    async def text(arguments: dict[str, Any], context: ToolContext) -> str:
+        return "plain text"
+
+    async def failure(arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
+        return ToolOutput("disk full", is_error=True)
+
+    assert await FunctionTool("t.text", text).run({}, CONTEXT) == ToolOutput("plain text")
+    assert await FunctionTool("t.fail", failure).run({}, CONTEXT) == ToolOutput(
+        "disk full", is_error=True
+    )
+    bare = FunctionTool("t.text", text)
+    assert (bare.description, bare.parameters) == ("", {"type": "object"})
+    assert repr(bare) == "FunctionTool('t.text')"

@@ -1,9 +1,9 @@
-"""The tool interface, and how internal tool names become wire names."""
+"""The tool interface, a tool made from a function, and how tool names become wire names."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -52,6 +52,52 @@ class Tool(Protocol):
     def parameters(self) -> dict[str, Any]: ...
 
     async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput: ...
+
+
+ToolFunction = Callable[[dict[str, Any], ToolContext], Awaitable["ToolOutput | str"]]
+"""What FunctionTool runs: the call's arguments and context in, the output (or its text) out."""
+
+
+class FunctionTool:
+    """A Tool made from an async function, for tools too small to need a class of their own.
+
+    `FunctionTool("math.add", add, parameters={...})`: `add(arguments, context)` returns a
+    ToolOutput, or a str that becomes the output's text. Parameters default to any object.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        run: ToolFunction,
+        *,
+        description: str = "",
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
+        self._name = name
+        self._function = run
+        self._description = description
+        self._parameters: dict[str, Any] = (
+            parameters if parameters is not None else {"type": "object"}
+        )
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def description(self) -> str:
+        return self._description
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return self._parameters
+
+    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
+        output = await self._function(arguments, context)
+        return ToolOutput(output) if isinstance(output, str) else output
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._name!r})"
 
 
 ToolFactory = Callable[["Config"], Sequence[Tool]]

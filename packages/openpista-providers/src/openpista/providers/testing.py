@@ -577,26 +577,24 @@ def _validate_tool_call_pairs(messages: list[Any]) -> None:
             open_ids.discard(call_id)
             continue
         if open_ids:
-            raise _ApiError(
-                400,
-                "An assistant message with 'tool_calls' must be followed by tool messages "
-                "responding to each 'tool_call_id'. The following tool_call_ids did not have "
-                f"response messages: {', '.join(sorted(open_ids))}",
-                param="messages",
-            )
+            raise _unanswered_tool_calls(open_ids)
         in_tool_block = False
         calls = message.get("tool_calls") if role == "assistant" else None
         if isinstance(calls, list) and calls:
             open_ids = {str(call.get("id")) for call in calls if isinstance(call, dict)}
             in_tool_block = True
     if open_ids:
-        raise _ApiError(
-            400,
-            "An assistant message with 'tool_calls' must be followed by tool messages "
-            "responding to each 'tool_call_id'. The following tool_call_ids did not have "
-            f"response messages: {', '.join(sorted(open_ids))}",
-            param="messages",
-        )
+        raise _unanswered_tool_calls(open_ids)
+
+
+def _unanswered_tool_calls(open_ids: set[str]) -> _ApiError:
+    return _ApiError(
+        400,
+        "An assistant message with 'tool_calls' must be followed by tool messages "
+        "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+        f"response messages: {', '.join(sorted(open_ids))}",
+        param="messages",
+    )
 
 
 def _unknown_url(method: str, path: str) -> _ApiError:
