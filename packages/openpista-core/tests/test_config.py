@@ -775,3 +775,21 @@ def test_loading_imports_nothing_heavy_unless_cron_entries_need_croniter(tmp_pat
             check=True,
         )
         assert result.stdout.strip() == expected
+
+
+def test_errors_never_show_a_secret_value(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[channels.telegram]\ntoken = 123456789\n[providers.x]\napi_key = 42\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert "123456789" not in str(caught.value)
+    assert "not shown: a secret" in str(caught.value)
+
+
+def test_errors_mask_passwords_in_urls(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[providers.openai]\nbase_url = "ftp://me:hunter2@example.com"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert "hunter2" not in str(caught.value)
+    assert "ftp://me:***@example.com" in str(caught.value)

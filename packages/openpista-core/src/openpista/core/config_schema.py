@@ -53,8 +53,24 @@ def toml_value(value: object) -> str:
     return str(value)
 
 
-def describe_value(value: object) -> str:
-    """What the user wrote, as a message shows it: `a string ('abc')`, `a table`."""
+SECRET_KEYS = frozenset({"api_key", "token", "webhook_secret"})
+"""Keys whose values never appear in messages, whatever their type."""
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
+def is_secret_key(pattern: str) -> bool:
+    return pattern.rsplit(".", 1)[-1] in SECRET_KEYS
+
+
+def describe_value(value: object, *, secret: bool = False) -> str:
+    """What the user wrote, as a message shows it: `a string ('abc')`, `a table`.
+
+    A `secret` value is described by its type alone, and passwords in URLs are masked:
+    error messages end up in terminals, logs and bug reports.
+    """
+    if secret:
+        kind = describe_value(value).split(" (", 1)[0]
+        return f"{kind} (not shown: a secret)"
     if isinstance(value, bool):
         return f"a boolean ({'true' if value else 'false'})"
     if isinstance(value, int):
@@ -62,7 +78,8 @@ def describe_value(value: object) -> str:
     if isinstance(value, float):
         return f"a number ({value})"
     if isinstance(value, str):
-        shown = value if len(value) <= 60 else value[:57] + "..."
+        masked = _URL_PASSWORD.sub(r"\1***@", value)
+        shown = masked if len(masked) <= 60 else masked[:57] + "..."
         return f"a string ({shown!r})"
     if isinstance(value, list):
         return "an array"
@@ -216,9 +233,8 @@ class TableReader:
         else:
             raise TypeError(f"config schema: unsupported type {hint!r} at {key.pattern}")
         if not ok:
-            raise self.fail(
-                key, f"expected {expected_type(hint, key)}, got {describe_value(value)}"
-            )
+            shown = describe_value(value, secret=is_secret_key(key.pattern))
+            raise self.fail(key, f"expected {expected_type(hint, key)}, got {shown}")
         return value
 
     def _table(self, value: object, key: KeyPath) -> dict[str, object]:
