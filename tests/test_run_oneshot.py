@@ -133,3 +133,19 @@ def test_interactive_chat_shows_tool_activity_on_stderr_and_replies_on_stdout(
     assert result.stdout == "Let me look.\nIt said chatty.\n"
     assert '⚙ system.run {"command": "echo chatty"}' in result.stderr
     assert "✓ system.run: exit code: 0" in result.stderr
+
+
+def test_hitting_max_tool_rounds_exits_1_with_a_clear_message(
+    openpista: Openpista, llm: FakeChatCompletionsServer
+) -> None:
+    openpista.write_config("[agent]\nmax_tool_rounds = 2\n")
+    for _ in range(3):
+        llm.queue_tool_calls([("system_run", {"command": "echo again"})])
+
+    result = openpista.run("run", "-s", "loop", "-e", "loop forever")
+
+    assert result.returncode == 1
+    assert "I stopped after 2 tool rounds" in result.stdout
+    assert "agent.max_tool_rounds" in result.stderr
+    assert "continue with -s loop" in result.stderr
+    assert len(llm.requests) == 3

@@ -69,4 +69,11 @@ async def run_once(
         sys.stdout.write(result.reply.rstrip("\n") + "\n")
         if sys.stderr.isatty():
             sys.stderr.write(f"(session {session.id}: continue with -s {session.id})\n")
+    if result.stopped_at_limit:
+        # The agent did not finish the task: scripts must be able to tell.
+        print_error(
+            f"the agent stopped after {config.agent.max_tool_rounds} tool rounds without a final "
+            f"answer (agent.max_tool_rounds); continue with -s {session.id}"
+        )
+        return 1
     return 0

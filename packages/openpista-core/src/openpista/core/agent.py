@@ -35,6 +35,8 @@ class TurnResult:
     images: list[Image] = field(default_factory=lambda: [])
     rounds: int = 0
     """How many rounds of tool calls ran (0 when the LLM answered straight away)."""
+    stopped_at_limit: bool = False
+    """True when the turn ended at max_tool_rounds rather than with the LLM's answer."""
 
 
 class Agent:
@@ -105,7 +107,7 @@ class Agent:
                 reply = self._stopped_reply(assistant.content)
                 # The unanswered calls are not stored: the stored conversation stays whole.
                 await memory.append_messages(session_id, [Message("assistant", reply)])
-                return TurnResult(reply, records, images, rounds)
+                return TurnResult(reply, records, images, rounds, stopped_at_limit=True)
 
             await memory.append_messages(session_id, [assistant])
             conversation.append(assistant)
