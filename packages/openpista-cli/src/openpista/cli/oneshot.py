@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from openpista.cli.errors import print_error
+from openpista.cli.progress import WaitingIndicator
 from openpista.cli.runtime import open_runtime, open_session, read_config
 from openpista.core.activity import describe_tool_call, describe_tool_result
 from openpista.core.errors import ProviderError
@@ -16,14 +17,25 @@ from openpista.core.models import ToolCall, ToolResult
 ONE_SHOT_CHANNEL = "cli:run"
 
 
-async def _show_call(call: ToolCall) -> None:
-    sys.stderr.write(describe_tool_call(call) + "\n")
-    sys.stderr.flush()
+class ActivityPrinter:
+    """Tool activity on stderr, with the waiting indicator in between tool rounds."""
 
+    def __init__(self, indicator: WaitingIndicator) -> None:
+        self._indicator = indicator
+        self._running = 0
 
-async def _show_result(call: ToolCall, result: ToolResult) -> None:
-    sys.stderr.write(describe_tool_result(call, result) + "\n")
-    sys.stderr.flush()
+    async def on_tool_call(self, call: ToolCall) -> None:
+        await self._indicator.pause()
+        self._running += 1
+        sys.stderr.write(describe_tool_call(call) + "\n")
+        sys.stderr.flush()
+
+    async def on_tool_result(self, call: ToolCall, result: ToolResult) -> None:
+        sys.stderr.write(describe_tool_result(call, result) + "\n")
+        sys.stderr.flush()
+        self._running -= 1
+        if self._running == 0:
+            self._indicator.resume()  # the model has the results: waiting for it again
 
 
 async def run_once(
@@ -38,24 +50,32 @@ async def run_once(
     config = read_config(config_path)
     async with open_runtime(config, provider=provider, model=model) as runtime:
         session = await open_session(runtime.memory, session_id, ONE_SHOT_CHANNEL)
+        llm = runtime.provider
+        indicator = WaitingIndicator(sys.stderr, f"waiting for {llm.name}/{llm.model}")
+        activity = ActivityPrinter(indicator)
+        indicator.resume()
         try:
             async with asyncio.timeout(config.agent.timeout_s):
                 result = await runtime.agent.run_turn(
                     session.id,
                     text,
                     channel_id=session.channel_id,
-                    on_tool_call=_show_call,
-                    on_tool_result=_show_result,
+                    on_tool_call=activity.on_tool_call,
+                    on_tool_result=activity.on_tool_result,
                 )
         except ProviderError as exc:
+            await indicator.pause()
             print_error(str(exc))
             return 1
         except TimeoutError:
+            await indicator.pause()
             print_error(
                 f"no reply within {config.agent.timeout_s:g} s (agent.timeout_s); "
                 f"the conversation so far is kept in session {session.id}"
             )
             return 1
+        finally:
+            await indicator.pause()
     if as_json:
         payload = {
             "session_id": session.id,
