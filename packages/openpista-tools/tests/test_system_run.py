@@ -187,3 +187,13 @@ def test_entry_point_names_create_tools() -> None:
 
     (entry,) = [ep for ep in entry_points(group="openpista.tools") if ep.name == "system"]
     assert entry.load() is create_tools
+
+
+async def test_endless_output_is_bounded_in_memory_and_reported() -> None:
+    tool = SystemRunTool(timeout_s=5, max_output_chars=2000)
+    output = await tool.run({"command": "head -c 5000000 /dev/zero | tr '\\0' x"}, CONTEXT)
+    assert not output.is_error
+    assert "stdout went on for" in output.text
+    assert "more bytes than are kept here" in output.text
+    assert "output truncated" in output.text
+    assert len(output.text) < 2200

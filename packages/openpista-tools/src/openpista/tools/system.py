@@ -147,6 +147,10 @@ def _describe(result: ProcessResult, *, timeout_s: float, from_config: bool) -> 
         )
     else:
         head = f"exit code: {result.exit_code}"
+    # Output past what run_process keeps was never held in memory: say how big it really was.
+    for name, dropped in (("stdout", result.stdout_dropped), ("stderr", result.stderr_dropped)):
+        if dropped:
+            head += f"\n({name} went on for {dropped:,} more bytes than are kept here)"
     parts = [head]
     stdout = result.stdout.rstrip("\n")
     stderr = result.stderr.rstrip("\n")
