@@ -13,6 +13,8 @@ from openpista.core.config import (
     ENVIRONMENT_VARIABLES,
     Config,
     approval_mode,
+    channel_names,
+    channel_setting,
     config_file,
     expand_path,
     load_config,
@@ -793,3 +795,14 @@ def test_errors_mask_passwords_in_urls(tmp_path: Path) -> None:
         load_config(path, env={})
     assert "hunter2" not in str(caught.value)
     assert "ftp://me:***@example.com" in str(caught.value)
+
+
+def test_channel_settings_come_from_typed_and_third_party_sections(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[channels.web]\nenabled = true\n[channels.discord]\napproval = "auto"\n')
+    config = load_config(path, env={})
+    assert channel_names(config) == ["cli", "telegram", "web", "whatsapp", "discord"]
+    assert channel_setting(config, "web", "enabled") is True
+    assert channel_setting(config, "discord", "approval") == "auto"
+    assert channel_setting(config, "discord", "enabled", False) is False
+    assert approval_mode(config, "discord:1") == "auto"

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from openpista.cli.main import VERSION
+from openpista.cli import __version__ as VERSION
 
 F = TypeVar("F", bound=Callable[..., Any])
 

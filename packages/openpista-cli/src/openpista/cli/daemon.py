@@ -20,9 +20,8 @@ from openpista.cli.runtime import (
     create_channels,
     enabled_but_missing_channels,
     open_runtime,
-    read_config,
 )
-from openpista.core.config import Config
+from openpista.core.config import Config, load_config
 from openpista.core.errors import OpenpistaError
 from openpista.core.gateway import Gateway
 
@@ -142,4 +141,4 @@ async def _serve_until_stopped(config: Config, runtime: Runtime, stop: asyncio.E
 
 
 def run_daemon(config_path: Path | None) -> int:
-    return asyncio.run(_serve(read_config(config_path)))
+    return asyncio.run(_serve(load_config(config_path)))

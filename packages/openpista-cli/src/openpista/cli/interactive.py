@@ -11,8 +11,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from openpista.cli.runtime import open_runtime, open_session, read_config
-from openpista.core.config import Config
+from openpista.cli.runtime import open_runtime, open_session
+from openpista.core.config import Config, load_config
 from openpista.core.gateway import Gateway
 
 CHANNEL_ID = "cli:local"
@@ -36,4 +36,4 @@ async def _chat(config: Config, session_id: str | None) -> int:
 
 
 def run_interactive(config_path: Path | None, session_id: str | None) -> int:
-    return asyncio.run(_chat(read_config(config_path), session_id))
+    return asyncio.run(_chat(load_config(config_path), session_id))

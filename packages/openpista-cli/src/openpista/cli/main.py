@@ -7,9 +7,8 @@ bare interpreter, so SQLAlchemy, httpx and channel libraries load inside the com
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
 
-VERSION = "0.1.0"
+from openpista.cli import __version__ as VERSION
 
 
 def main() -> None:
@@ -21,12 +20,6 @@ def main() -> None:
     from openpista.cli.commands import cli
 
     cli(prog_name="openpista")
-
-
-def fail(message: str, status: int = 1) -> NoReturn:
-    """Print one clear error line on stderr and exit."""
-    sys.stderr.write(f"openpista: error: {message}\n")
-    raise SystemExit(status)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from openpista.cli.errors import print_error
 from openpista.cli.progress import WaitingIndicator
-from openpista.cli.runtime import open_runtime, open_session, read_config
+from openpista.cli.runtime import open_runtime, open_session
 from openpista.core.activity import describe_tool_call, describe_tool_result
+from openpista.core.config import load_config
 from openpista.core.errors import ProviderError
 from openpista.core.models import ToolCall, ToolResult
 
@@ -47,7 +48,7 @@ async def run_once(
     model: str | None,
     as_json: bool,
 ) -> int:
-    config = read_config(config_path)
+    config = load_config(config_path)
     async with open_runtime(config, provider=provider, model=model) as runtime:
         session = await open_session(runtime.memory, session_id, ONE_SHOT_CHANNEL)
         llm = runtime.provider

@@ -10,22 +10,24 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from openpista.core import plugins
 from openpista.core.agent import Agent
 from openpista.core.channel import ChannelAdapter
-from openpista.core.config import Config, ConfigError, expand_path, load_config, provider_settings
+from openpista.core.config import (
+    Config,
+    ConfigError,
+    channel_names,
+    channel_setting,
+    expand_path,
+    provider_settings,
+)
 from openpista.core.errors import OpenpistaError
 from openpista.core.memory import MemoryStore
 from openpista.core.models import Session
 from openpista.core.provider import LlmProvider
 from openpista.core.registry import ToolRegistry
 from openpista.core.skills import SkillLoader, SkillRunTool
-
-
-def read_config(path: Path | None) -> Config:
-    return load_config(path)
 
 
 def _config_file(config: Config) -> str:
@@ -78,16 +80,16 @@ def create_channels(config: Config, names: list[str] | None = None) -> dict[str,
 
 def enabled_but_missing_channels(config: Config) -> list[str]:
     """Channels switched on in the config that no installed distribution provides."""
-    known = ["cli", "telegram", "web", "whatsapp", *config.channels.extra]
     installed = set(plugins.available(plugins.CHANNELS_GROUP))
-    return [name for name in known if channel_enabled(config, name) and name not in installed]
+    return [
+        name
+        for name in channel_names(config)
+        if channel_enabled(config, name) and name not in installed
+    ]
 
 
 def channel_enabled(config: Config, name: str) -> bool:
-    section = getattr(config.channels, name, None)
-    if section is not None and hasattr(section, "enabled"):
-        return bool(section.enabled)
-    return bool(config.channels.extra.get(name, {}).get("enabled", False))
+    return bool(channel_setting(config, name, "enabled", False))
 
 
 async def open_memory(config: Config) -> MemoryStore:

@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from openpista.cli.runtime import open_memory, read_config
+from openpista.cli.runtime import open_memory
+from openpista.core.config import load_config
 from openpista.core.errors import SessionNotFoundError
 from openpista.core.memory import MemoryStore
 from openpista.core.models import Message, Session
@@ -19,7 +20,7 @@ T = TypeVar("T")
 
 def _with_memory(config_path: Path | None, work: Callable[[MemoryStore], Awaitable[T]]) -> T:
     async def go() -> T:
-        memory = await open_memory(read_config(config_path))
+        memory = await open_memory(load_config(config_path))
         try:
             return await work(memory)
         finally:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from openpista.cli.runtime import read_config
-from openpista.core.config import expand_path
+from openpista.core.config import expand_path, load_config
 from openpista.core.skills import SkillLoader
 
 
 def list_skills(config_path: Path | None) -> None:
-    config = read_config(config_path)
+    config = load_config(config_path)
     workspace = expand_path(config.skills.workspace, config.home)
     found = SkillLoader(workspace).discover()
     if not found:

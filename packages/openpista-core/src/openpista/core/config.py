@@ -6,6 +6,7 @@ them and docs/configuration.md is checked against them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -40,6 +41,8 @@ __all__ = [
     "WebChannelConfig",
     "WhatsAppChannelConfig",
     "approval_mode",
+    "channel_names",
+    "channel_setting",
     "config_file",
     "config_keys",
     "env_value",
@@ -362,17 +365,22 @@ def config_keys() -> list[tuple[str, str, str]]:
     ]
 
 
+def channel_names(config: Config) -> list[str]:
+    """Every channel the configuration knows: the built-in sections, then third-party ones."""
+    built_in = [f.name for f in dataclasses.fields(config.channels) if f.name != "extra"]
+    return [*built_in, *(name for name in config.channels.extra if name not in built_in)]
+
+
+def channel_setting(config: Config, name: str, key: str, default: object = None) -> object:
+    """`[channels.NAME] KEY`, from the typed section or a third-party channel's table."""
+    section = None if name == "extra" else getattr(config.channels, name, None)
+    if section is not None:
+        return getattr(section, key, default)
+    return config.channels.extra.get(name, {}).get(key, default)
+
+
 def _channel_approval(config: Config, name: str) -> str:
-    channels = config.channels
-    known: dict[str, str] = {
-        "cli": channels.cli.approval,
-        "telegram": channels.telegram.approval,
-        "web": channels.web.approval,
-        "whatsapp": channels.whatsapp.approval,
-    }
-    if name in known:
-        return known[name]
-    value = channels.extra.get(name, {}).get("approval", "")
+    value = channel_setting(config, name, "approval", "")
     return value if isinstance(value, str) else ""
 
 
