@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
-from openpista.core.models import Message, Session
+from openpista.core.models import AuditEntry, Message, Session, Summary
+
+LockWaitHandler = Callable[[], Awaitable[None]]
+"""Called once when a session lock is held by someone else and the caller starts waiting."""
 
 
 @runtime_checkable
@@ -38,6 +42,31 @@ class MemoryStore(Protocol):
 
     async def load_messages(self, session_id: str) -> list[Message]:
         """The session's messages in order, exactly as stored."""
+        ...
+
+    async def record_tool_call(self, entry: AuditEntry) -> None:
+        """Add one tool call to the audit trail, committed before this returns."""
+        ...
+
+    async def list_tool_calls(
+        self, session_id: str | None = None, limit: int | None = None
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first; only `session_id`'s when given."""
+        ...
+
+    async def save_summary(self, session_id: str, summary: Summary) -> None:
+        """Keep the session's compaction summary (replacing an older one)."""
+        ...
+
+    async def load_summary(self, session_id: str) -> Summary | None:
+        """The session's latest compaction summary, if one was made."""
+        ...
+
+    def lock_session(
+        self, session_id: str, on_wait: LockWaitHandler | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        """Hold the session for one turn: across processes sharing the database, one turn at a
+        time. `on_wait` is awaited once if the lock is taken and the caller must wait."""
         ...
 
     async def aclose(self) -> None: ...

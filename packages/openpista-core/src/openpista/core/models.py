@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
+
+
+def new_id() -> str:
+    """A fresh random id (32 hex digits) for events, approval requests and the like."""
+    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,14 +51,117 @@ class ToolCall:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    """Text beyond a message's `content`, kept as its own part (e.g. a file's extracted text)."""
+
+    text: str
+    kind: Literal["text"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """A picture in a conversation. The bytes live in a file under OPENPISTA_HOME/media/;
+    `path` is that file's path relative to the media folder, never the data itself."""
+
+    path: str
+    mime_type: str
+    name: str = ""
+    size: int = 0
+    kind: Literal["image"] = "image"
+
+
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    """A file in a conversation (a document the user sent, a file a tool made): like
+    ImagePart, a reference to a file under OPENPISTA_HOME/media/."""
+
+    path: str
+    mime_type: str
+    name: str = ""
+    size: int = 0
+    kind: Literal["file"] = "file"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderStatePart:
+    """Opaque state a provider needs back on later requests (reasoning items, thinking blocks
+    with their signatures). Only the provider named by `provider` reads `data`; others skip it."""
+
+    provider: str
+    data: dict[str, Any]
+    kind: Literal["provider_state"] = "provider_state"
+
+
+Part = TextPart | ImagePart | FilePart | ProviderStatePart
+"""A typed piece of a message beyond its plain `content` text."""
+
+
+def part_to_dict(part: Part) -> dict[str, Any]:
+    """A part as JSON-ready data (`{"kind": ..., ...}`), as the store keeps it."""
+    if isinstance(part, TextPart):
+        return {"kind": "text", "text": part.text}
+    if isinstance(part, ProviderStatePart):
+        return {"kind": "provider_state", "provider": part.provider, "data": part.data}
+    return {
+        "kind": part.kind,
+        "path": part.path,
+        "mime_type": part.mime_type,
+        "name": part.name,
+        "size": part.size,
+    }
+
+
+def part_from_dict(data: dict[str, Any]) -> Part:
+    """The part `part_to_dict` made; ValueError for an unknown kind."""
+    kind = data.get("kind")
+    if kind == "text":
+        return TextPart(str(data.get("text", "")))
+    if kind == "provider_state":
+        state: dict[str, Any] = dict(data.get("data") or {})
+        return ProviderStatePart(str(data.get("provider", "")), state)
+    if kind in ("image", "file"):
+        cls = ImagePart if kind == "image" else FilePart
+        return cls(
+            path=str(data["path"]),
+            mime_type=str(data.get("mime_type", "application/octet-stream")),
+            name=str(data.get("name", "")),
+            size=int(data.get("size", 0)),
+        )
+    raise ValueError(f"unknown message part kind {kind!r}")
+
+
 @dataclass(slots=True)
 class Message:
-    """One entry of a conversation, as stored in memory and sent to providers."""
+    """One entry of a conversation, as stored in memory and sent to providers.
+
+    `content` is the message's text; `parts` carries what text alone cannot (pictures, files,
+    provider state), in order. `sender` names who wrote a user message (in a group chat the
+    model needs to know who spoke). `usage` is what the provider reported for an assistant
+    message: the tokens its request took in, and the tokens of the reply.
+    """
 
     role: Role
     content: str = ""
     tool_calls: list[ToolCall] = field(default_factory=lambda: [])
     tool_call_id: str | None = None
+    parts: list[Part] = field(default_factory=lambda: [])
+    sender: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+    def copy(self) -> Message:
+        """A copy whose lists can be changed without touching this message."""
+        return Message(
+            self.role,
+            self.content,
+            list(self.tool_calls),
+            self.tool_call_id,
+            list(self.parts),
+            self.sender,
+            self.input_tokens,
+            self.output_tokens,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +195,32 @@ class ToolCallRecord:
     ok: bool
 
 
+AttachmentKind = Literal["image", "file"]
+
+
+@dataclass(slots=True)
+class Attachment:
+    """A picture or file that came with a channel message: its bytes, or a path to them.
+
+    The agent stores it under OPENPISTA_HOME/media/ and keeps a reference in the conversation.
+    """
+
+    kind: AttachmentKind
+    mime_type: str
+    name: str = ""
+    size: int = 0
+    data: bytes | None = None
+    path: str | None = None
+
+
 @dataclass(slots=True)
 class ChannelEvent:
     """An incoming message from a channel.
 
     `channel_id` names the conversation (`cli:local`, `telegram:42`); `session_id`, when set,
-    asks for that session explicitly instead of the channel's current one.
+    asks for that session explicitly instead of the channel's current one. `id` is unique per
+    event; the response answering it carries it as `in_reply_to`. `sender` names who wrote it
+    (stored with the user message).
     """
 
     channel_id: str
@@ -99,11 +228,17 @@ class ChannelEvent:
     session_id: str | None = None
     sender: str | None = None
     metadata: dict[str, Any] = field(default_factory=lambda: {})
+    id: str = field(default_factory=new_id, compare=False)
+    attachments: list[Attachment] = field(default_factory=lambda: [])
 
 
 @dataclass(slots=True)
 class AgentResponse:
-    """The agent's answer to one ChannelEvent, routed back to the channel it came from."""
+    """A message from the agent to a channel.
+
+    `in_reply_to` is the id of the ChannelEvent it answers, or None for one nobody asked for
+    (a cron job's result): a channel waiting for the answer to its message routes by it.
+    """
 
     channel_id: str
     session_id: str
@@ -111,6 +246,7 @@ class AgentResponse:
     is_error: bool = False
     tool_calls: list[ToolCallRecord] = field(default_factory=lambda: [])
     images: list[Image] = field(default_factory=lambda: [])
+    in_reply_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,3 +258,38 @@ class Session:
     created_at: datetime
     updated_at: datetime
     message_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One tool call in the audit trail: who asked for what, who decided, and how it went.
+
+    `decision` is one of auto, allowed, allowed_all, denied, expired (approval.AuditDecision);
+    `decided_by` says who made it: `policy`, `session` (an earlier allow-all), `timeout`,
+    `no-approver`, or the channel's user.
+    """
+
+    at: datetime
+    session_id: str
+    channel_id: str
+    sender: str | None
+    tool: str
+    arguments: str
+    """The call's arguments as JSON text, exactly as the model wrote them."""
+    decision: str
+    decided_by: str
+    ok: bool
+    duration_ms: float
+    call_id: str = ""
+    error: str | None = None
+    """The first line of the error, when the call failed or did not run."""
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A compaction summary: the model's summary of a session's first `covers` messages."""
+
+    covers: int
+    text: str
+    created_at: datetime
+

@@ -23,10 +23,16 @@ def wire_name(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ToolContext:
-    """Where a call comes from, for tools that care."""
+    """Where a call comes from, for tools that care.
+
+    `state` belongs to the session: the same dict for every call in that session for as long
+    as the process runs (a browser tool keeps the session's tab in it). Key it by tool name.
+    """
 
     session_id: str
     channel_id: str
+    sender: str | None = None
+    state: dict[str, Any] = field(default_factory=lambda: {})
 
 
 @dataclass(slots=True)
@@ -40,7 +46,18 @@ class ToolOutput:
 
 @runtime_checkable
 class Tool(Protocol):
-    """A capability the LLM can call. `parameters` is a JSON schema for an object."""
+    """A capability the LLM can call. `parameters` is a JSON schema for an object.
+
+    Optional attributes a tool may define (read with getattr, so plain tools need none):
+
+    - `requires_approval: bool` (default True): whether a call is asked about under the
+      `ask` approval policy. Read-only tools (a screenshot) set it False.
+    - `serial_group: str | None` (default None): calls of tools sharing a group run one after
+      another, in the order the model gave them, instead of concurrently (a browser's click
+      then type).
+    - `async aclose()`: releases what the tool opened (a browser, a connection); called once
+      when the process stops. Open such resources lazily, on first use.
+    """
 
     @property
     def name(self) -> str: ...
@@ -72,6 +89,8 @@ class FunctionTool:
         *,
         description: str = "",
         parameters: dict[str, Any] | None = None,
+        requires_approval: bool = True,
+        serial_group: str | None = None,
     ) -> None:
         self._name = name
         self._function = run
@@ -79,6 +98,8 @@ class FunctionTool:
         self._parameters: dict[str, Any] = (
             parameters if parameters is not None else {"type": "object"}
         )
+        self.requires_approval = requires_approval
+        self.serial_group = serial_group
 
     @property
     def name(self) -> str:
@@ -100,5 +121,8 @@ class FunctionTool:
         return f"{type(self).__name__}({self._name!r})"
 
 
-ToolFactory = Callable[["Config"], Sequence[Tool]]
-"""What an `openpista.tools` entry point names: the tools to register for a configuration."""
+ToolFactory = Callable[["Config"], "Sequence[Tool] | Awaitable[Sequence[Tool]]"]
+"""What an `openpista.tools` entry point names: the tools to register for a configuration.
+
+It may be async (return an awaitable); the tools it returns may hold resources, released by
+their `aclose()` when the process stops."""

@@ -1,0 +1,169 @@
+"""Tool approval: the policy, the question put to the user, and the answer.
+
+Under the `ask` policy a tool that declares `requires_approval` does not run until the user
+of the channel the message came from allows it. The question travels through the turn's
+observer (`TurnObserver.request_approval`), which a channel answers outside the session's
+queue, so an answer never waits behind the turn that waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal
+
+from openpista.core.models import ToolCall, new_id
+
+if TYPE_CHECKING:
+    from openpista.core.observer import TurnObserver
+    from openpista.core.tool import Tool
+
+ApprovalPolicy = Literal["auto", "ask"]
+
+DEFAULT_APPROVAL_TIMEOUT_S = 300.0
+
+
+class ApprovalDecision(StrEnum):
+    """A user's answer to one approval question."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+    ALLOW_ALL = "allow_all"
+    """Allow this call and every later one in the session without asking."""
+
+
+class AuditDecision(StrEnum):
+    """How a tool call came to run (or not), as the audit trail records it."""
+
+    AUTO = "auto"
+    """The policy is auto, or the tool needs no approval."""
+    ALLOWED = "allowed"
+    ALLOWED_ALL = "allowed_all"
+    """Allowed by an earlier "allow all" in the session (or by this call's answer)."""
+    DENIED = "denied"
+    EXPIRED = "expired"
+    """Nobody answered within approval_timeout_s: denied."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequest:
+    """The question put to the user: may `tool` run with `arguments`?"""
+
+    session_id: str
+    channel_id: str
+    call: ToolCall
+    sender: str | None = None
+    id: str = field(default_factory=new_id)
+
+    @property
+    def tool(self) -> str:
+        return self.call.name
+
+    @property
+    def arguments(self) -> str:
+        """The call's arguments as the model wrote them (JSON text)."""
+        return self.call.arguments
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalAnswer:
+    """A user's answer and who gave it (`cli:local`, a Telegram user id, a web client)."""
+
+    decision: ApprovalDecision
+    decided_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalOutcome:
+    """What became of one call's approval: the decision and who made it."""
+
+    decision: AuditDecision
+    decided_by: str
+    """`policy`, `session` (an earlier allow-all), `timeout`, or the channel's user."""
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision not in (AuditDecision.DENIED, AuditDecision.EXPIRED)
+
+
+def tool_requires_approval(tool: Tool | None) -> bool:
+    """Whether calls to `tool` are asked about under `ask`. Tools that do not say, do."""
+    if tool is None:
+        return False  # an unknown tool never runs: nothing to ask about
+    value: Any = getattr(tool, "requires_approval", True)
+    return bool(value)
+
+
+def denied_result_text(tool: str, outcome: ApprovalOutcome) -> str:
+    """The tool result the LLM gets for a call that did not run."""
+    if outcome.decision == AuditDecision.EXPIRED:
+        return (
+            f"The user did not answer the request to run {tool} in time, so it was not run. "
+            "Do not retry it unless the user asks; say what you wanted to do instead."
+        )
+    if outcome.decided_by == "no-approver":
+        return (
+            f"{tool} was not run: it needs the user's approval, and nobody can be asked here "
+            "(no terminal or channel to ask on). Tell the user what you wanted to run."
+        )
+    return (
+        f"The user denied running {tool}; it was not run. Do not retry it unless the user "
+        "asks; continue without it or ask the user what to do."
+    )
+
+
+class ApprovalGate:
+    """Decides, per call, whether it runs: the policy, the session's allow-all, the user.
+
+    One gate serves a process; it remembers which sessions answered "allow all" for as long
+    as the process runs.
+    """
+
+    def __init__(self, timeout_s: float = DEFAULT_APPROVAL_TIMEOUT_S) -> None:
+        self.timeout_s = timeout_s
+        self._allow_all: set[str] = set()
+
+    def allows_all(self, session_id: str) -> bool:
+        return session_id in self._allow_all
+
+    def forget(self, session_id: str) -> None:
+        self._allow_all.discard(session_id)
+
+    async def decide(
+        self,
+        policy: ApprovalPolicy,
+        tool: Tool | None,
+        request: ApprovalRequest,
+        observer: TurnObserver,
+    ) -> ApprovalOutcome:
+        if policy == "auto" or not tool_requires_approval(tool):
+            return ApprovalOutcome(AuditDecision.AUTO, "policy")
+        if request.session_id in self._allow_all:
+            return ApprovalOutcome(AuditDecision.ALLOWED_ALL, "session")
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                answer = await observer.request_approval(request)
+        except TimeoutError:
+            return ApprovalOutcome(AuditDecision.EXPIRED, "timeout")
+        if answer is None:
+            return ApprovalOutcome(AuditDecision.DENIED, "no-approver")
+        who = answer.decided_by
+        if answer.decision == ApprovalDecision.ALLOW_ALL:
+            self._allow_all.add(request.session_id)
+            return ApprovalOutcome(AuditDecision.ALLOWED_ALL, who)
+        if answer.decision == ApprovalDecision.ALLOW:
+            return ApprovalOutcome(AuditDecision.ALLOWED, who)
+        return ApprovalOutcome(AuditDecision.DENIED, who)
+
+
+def parse_decision(text: str) -> ApprovalDecision | None:
+    """The answer a person typed (y, yes, n, no, a, all; any case), or None if it is none."""
+    word = text.strip().lower()
+    if word in ("y", "yes", "allow"):
+        return ApprovalDecision.ALLOW
+    if word in ("n", "no", "deny"):
+        return ApprovalDecision.DENY
+    if word in ("a", "all", "allow_all", "allow all"):
+        return ApprovalDecision.ALLOW_ALL
+    return None
