@@ -11,17 +11,27 @@ records what the gateway sends it and lets a test push messages in.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from openpista.core.channel import EventDispatcher
 from openpista.core.errors import OpenpistaError, ProviderError, SessionNotFoundError
-from openpista.core.models import AgentResponse, ChannelEvent, Message, Session, ToolCall
+from openpista.core.memory import LockWaitHandler
+from openpista.core.models import (
+    AgentResponse,
+    AuditEntry,
+    ChannelEvent,
+    Message,
+    Session,
+    Summary,
+    ToolCall,
+)
 from openpista.core.provider import ChatRequest, ChatResponse, DeltaHandler
 
 ScriptFunction = Callable[[ChatRequest], Awaitable[ChatResponse | Message]]
@@ -134,18 +144,21 @@ class _StoredSession:
     order: int
     """Breaks ties between equal timestamps: later updates sort first."""
     messages: list[Message] = field(default_factory=lambda: [])
-
-
-def _copy(message: Message) -> Message:
-    return Message(message.role, message.content, list(message.tool_calls), message.tool_call_id)
+    summary: Summary | None = None
 
 
 class InMemoryStore:
-    """A MemoryStore kept in process memory: complete, fast, and gone when the process ends."""
+    """A MemoryStore kept in process memory: complete, fast, and gone when the process ends.
+
+    It hands out copies, never its stored objects, so a caller changing what it got back
+    changes nothing stored (as with a database). Session locks hold within this process.
+    """
 
     def __init__(self) -> None:
         self._sessions: dict[str, _StoredSession] = {}
         self._order = itertools.count()
+        self._audit: list[AuditEntry] = []
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def _get(self, session_id: str) -> _StoredSession:
         stored = self._sessions.get(session_id)
@@ -206,17 +219,41 @@ class InMemoryStore:
     async def append_messages(self, session_id: str, messages: Sequence[Message]) -> None:
         """Store copies of `messages`; the session counts as updated now."""
         stored = self._get(session_id)
-        stored.messages.extend(_copy(message) for message in messages)
+        stored.messages.extend(message.copy() for message in messages)
         stored.updated_at = datetime.now(UTC)
         stored.order = next(self._order)
 
     async def load_messages(self, session_id: str) -> list[Message]:
-        """The stored messages themselves (copied on the way in), for speed: do not change them.
-
-        An unknown session has no messages, as in the SQL store.
-        """
+        """Copies of the session's messages in order; [] for an unknown session, as in the
+        SQL store."""
         stored = self._sessions.get(session_id)
-        return list(stored.messages) if stored is not None else []
+        return [message.copy() for message in stored.messages] if stored is not None else []
+
+    async def record_tool_call(self, entry: AuditEntry) -> None:
+        self._audit.append(entry)
+
+    async def list_tool_calls(
+        self, session_id: str | None = None, limit: int | None = None
+    ) -> list[AuditEntry]:
+        entries = [e for e in reversed(self._audit) if session_id in (None, e.session_id)]
+        return entries if limit is None else entries[: max(limit, 0)]
+
+    async def save_summary(self, session_id: str, summary: Summary) -> None:
+        self._get(session_id).summary = summary
+
+    async def load_summary(self, session_id: str) -> Summary | None:
+        stored = self._sessions.get(session_id)
+        return stored.summary if stored is not None else None
+
+    @contextlib.asynccontextmanager
+    async def lock_session(
+        self, session_id: str, on_wait: LockWaitHandler | None = None
+    ) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(session_id, asyncio.Lock())
+        if lock.locked() and on_wait is not None:
+            await on_wait()
+        async with lock:
+            yield
 
     async def aclose(self) -> None:
         pass
