@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -248,7 +248,7 @@ class InMemoryStore:
     @contextlib.asynccontextmanager
     async def lock_session(
         self, session_id: str, on_wait: LockWaitHandler | None = None
-    ) -> AsyncIterator[None]:
+    ) -> AsyncGenerator[None]:
         lock = self._locks.setdefault(session_id, asyncio.Lock())
         if lock.locked() and on_wait is not None:
             await on_wait()
