@@ -13,16 +13,20 @@ from dataclasses import dataclass
 
 from openpista.core import plugins
 from openpista.core.agent import Agent
+from openpista.core.approval import ApprovalGate, ApprovalPolicy
 from openpista.core.channel import ChannelAdapter
 from openpista.core.config import (
     Config,
     ConfigError,
+    approval_mode,
     channel_names,
     channel_setting,
     expand_path,
     provider_settings,
 )
 from openpista.core.errors import OpenpistaError
+from openpista.core.gateway import Gateway
+from openpista.core.media import MediaStore
 from openpista.core.memory import MemoryStore
 from openpista.core.models import Session
 from openpista.core.provider import LlmProvider
@@ -136,6 +140,8 @@ async def open_runtime(
         system_prompt=config.agent.system_prompt,
         skills_context=skills.context,
         max_tool_rounds=config.agent.max_tool_rounds,
+        approval=ApprovalGate(getattr(config.agent, "approval_timeout_s", 300.0)),
+        media=MediaStore.in_home(config.home),
     )
     try:
         yield Runtime(config, memory, llm, tools, skills, agent)
@@ -143,3 +149,19 @@ async def open_runtime(
         with contextlib.suppress(OpenpistaError):
             await llm.aclose()
         await memory.aclose()
+
+
+def create_gateway(runtime: Runtime, channels: dict[str, ChannelAdapter]) -> Gateway:
+    """The gateway every turn goes through, with each channel's approval policy."""
+    config = runtime.config
+
+    def policy(channel_id: str) -> ApprovalPolicy:
+        return "auto" if approval_mode(config, channel_id) == "auto" else "ask"
+
+    return Gateway(
+        runtime.agent,
+        runtime.memory,
+        channels,
+        timeout_s=config.agent.timeout_s,
+        approval=policy,
+    )
