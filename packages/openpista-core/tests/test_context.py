@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -456,6 +457,66 @@ async def test_this_turns_older_rounds_are_left_out_when_they_outgrow_the_budget
     assert fitted.messages[1].content == "do many things"
     assert fitted.messages[-2:] == rounds[-2:]
     assert_pairs_whole(fitted.messages)
+
+
+async def test_the_latest_rounds_output_is_clipped_only_when_nothing_else_fits() -> None:
+    conversation = [Message("user", "read the log"), *tool_round("r1", "b" * 20_000)]
+    memory, model = InMemoryStore(), Model()
+    session_id = await new_session(memory, conversation)
+
+    fitted = await ContextBudget(1000).fit(
+        session_id, SYSTEM, conversation, [], provider=model.provider, memory=memory
+    )
+
+    assert fitted.tokens <= 1000
+    assert fitted.cut_outputs == 1
+    output = fitted.messages[-1].content
+    assert output.startswith("bbb") and output.endswith("bbb")
+    assert "[output cut to save context: 20,000 characters]" in output
+    assert conversation[-1].content == "b" * 20_000
+
+
+async def test_a_tool_call_too_long_for_the_budget_is_refused() -> None:
+    conversation = [Message("user", "write it"), *tool_round("r1", "done", command="w" * 8000)]
+    memory, model = InMemoryStore(), Model()
+    session_id = await new_session(memory, conversation)
+
+    with pytest.raises(ContextTooLongError, match="latest tool round is too long"):
+        await ContextBudget(1000).fit(
+            session_id, SYSTEM, conversation, [], provider=model.provider, memory=memory
+        )
+    assert model.requests == []
+
+
+@pytest.mark.parametrize("seed", range(30))
+async def test_random_conversations_fit_or_are_refused(seed: int) -> None:
+    rng = random.Random(seed)
+    history: list[Message] = []
+    for number in range(rng.randint(1, 25)):
+        history.append(Message("user", turn(number, rng.randint(10, 3000))))
+        for r in range(rng.randint(0, 3)):
+            history += tool_round(f"{number}-{r}", "o" * rng.randint(0, 6000), "c" * 50)
+        history.append(Message("assistant", "a" * rng.randint(1, 800)))
+    history.pop()  # the turn in progress: ends with its user message or a tool round
+    limit = rng.choice([800, 1500, 3000, 6000])
+    memory, model = InMemoryStore(), Model()
+    session_id = await new_session(memory, history)
+    budget = ContextBudget(limit)
+
+    try:
+        fitted = await budget.fit(
+            session_id, SYSTEM, history, [SHELL], provider=model.provider, memory=memory
+        )
+    except ContextTooLongError:
+        return
+    newest = max(i for i, m in enumerate(history) if m.role == "user")
+    assert history[newest] in fitted.messages
+    assert fitted.tokens <= limit
+    assert fitted.tokens == budget.estimator.request_tokens(fitted.messages, [SHELL])
+    assert_pairs_whole(fitted.messages)
+    for request in model.requests:
+        assert budget.estimator.request_tokens(request.messages, request.tools) <= limit
+    assert len(await memory.load_messages(session_id)) == len(history)
 
 
 # --- the estimate -------------------------------------------------------------------------

@@ -15,9 +15,10 @@ schemas included). It shrinks the request in this order, stopping as soon as it 
    chunks that each fit the budget. The kept messages start at a user message, so a tool
    call is never separated from its result. A summary longer than its allowance (a quarter
    of the budget) is cut.
-3. Last resorts, for a turn whose own tool rounds outgrow the budget: the summary is cut
-   shorter, this turn's older rounds are left out (a call always with its results), and
-   finally the latest round's outputs are clipped.
+3. Last resorts, for a turn whose own messages outgrow the budget: the summary is cut
+   shorter or, with no room for one, not made and the older messages left out with a note
+   (`[N earlier messages omitted]`); this turn's older rounds are left out (a call always
+   with its results); finally the latest round's outputs are clipped.
 
 The newest user message is always sent whole: when it does not fit beside the system
 message and the tools, `ContextTooLongError` is raised and nothing is sent. Nothing stored
@@ -64,6 +65,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT_TOKENS = 128_000
 """The window assumed for a model `context_window` does not know."""
+
+MIN_SUMMARY_TOKENS = 64
+"""A summary is only made when at least this much room is left for it beside the newest turn."""
 
 SUMMARY_HEADING = "Summary of the earlier conversation (its messages are not shown here):"
 
@@ -135,13 +139,15 @@ class ContextTooLongError(OpenpistaError):
     """Even the newest user message (or this turn's latest tool round) does not fit the
     budget beside the system prompt and the tool definitions. Nothing was sent."""
 
-    def __init__(self, needed: int, budget: int, what: str = "the message") -> None:
+    def __init__(self, needed: int, budget: int, *, tool_round: bool = False) -> None:
         self.needed = needed
         self.budget = budget
+        what = "this turn's latest tool round" if tool_round else "the message"
+        advice = "Ask for less at a time" if tool_round else "Send a shorter message"
         super().__init__(
             f"{what} is too long for agent.context_tokens = {budget}: with the system prompt "
-            f"and tool definitions it needs about {needed} tokens. Send a shorter message, "
-            "or raise [agent] context_tokens (up to the model's context window)."
+            f"and tool definitions it needs about {needed} tokens. {advice}, or raise "
+            "[agent] context_tokens (up to the model's context window)."
         )
 
 
@@ -290,6 +296,10 @@ class ContextBudget:
         ContextTooLongError when the newest user message cannot be sent whole; a provider
         failure while summarizing is logged and worked around, not raised.
         """
+        messages = [system, *conversation]
+        tokens = self.estimator.request_tokens(messages, tools)
+        if tokens <= self.max_tokens:
+            return FittedRequest(messages, tokens)
         fitting = _Fitting(self, session_id, system, list(conversation), tools)
         return await fitting.run(provider, memory)
 
@@ -346,10 +356,7 @@ class _Fitting:
             self.smallest[i] = self.smallest[i + 1] + self.costs[i] - savings[i]
 
     async def run(self, provider: LlmProvider, memory: MemoryStore) -> FittedRequest:
-        conversation, costs, limit = self.conversation, self.costs, self.limit
-        total = self.fixed + sum(costs)
-        if total <= limit:
-            return FittedRequest([self.system, *conversation], total)
+        costs, limit = self.costs, self.limit
         if self.newest_user is not None:
             needed = self.fixed + costs[self.newest_user]
             if needed > limit:
@@ -367,6 +374,10 @@ class _Fitting:
         split = self.choose_split(base)
         if split <= base:
             return self.assemble(base, summary_text, base)
+        if self.limit - self.fixed - self.smallest[split] < MIN_SUMMARY_TOKENS:
+            # A summary would find no room beside this turn: leave the older messages out
+            # rather than pay for a summary that cannot be sent.
+            return self.assemble(split, None, 0)
         covers, summary_text = await self.summarize(provider, memory, base, split, summary_text)
         return self.assemble(split, summary_text, covers)
 
@@ -490,7 +501,7 @@ class _Fitting:
         # 2. A shorter summary, down to none (its messages then count as omitted).
         if total > limit and summary_text:
             keep = len(summary_text) - estimator.chars_for(total - limit) - 16
-            if keep < 200:
+            if keep < estimator.chars_for(MIN_SUMMARY_TOKENS) // 2:
                 summary_text, omitted = None, split
             else:
                 summary_text = _clip(summary_text, keep, "summary")
@@ -522,10 +533,7 @@ class _Fitting:
         messages = [head, *chosen.values()]
         tokens = estimator.request_tokens(messages, self.tools)
         if tokens > limit:
-            latest = self.latest_round < count
-            raise ContextTooLongError(
-                tokens, limit, "this turn's latest tool round" if latest else "the message"
-            )
+            raise ContextTooLongError(tokens, limit, tool_round=self.latest_round < count)
         summarized = covers if summary_text else 0
         return FittedRequest(messages, tokens, summarized, omitted, cut_outputs)
 
