@@ -402,8 +402,9 @@ class _Fitting:
         chars = math.floor(tokens / self.estimator.scale * self.estimator.chars_per_token)
         return _clip(text.strip(), max(0, chars - overhead - 1), "summary")
 
-    def summary_cost(self, summary_text: str | None, omitted: int = 0) -> int:
-        return self.estimator.message_tokens(self.head(summary_text, omitted)) - self.system_tokens
+    def summary_cost(self, summary_text: str) -> int:
+        """What the summary adds to the system message."""
+        return self.estimator.message_tokens(self.head(summary_text, 0)) - self.system_tokens
 
     def head(self, summary_text: str | None, omitted: int) -> Message:
         """The system message, with the summary and the note on omitted messages if any."""
@@ -463,6 +464,10 @@ class _Fitting:
             except ProviderError as exc:
                 logger.warning("session %s: summarizing failed: %s", self.session_id, exc)
                 break
+            if response.usage is not None:
+                estimator.observe(
+                    estimator.request_tokens(request.messages), response.usage.input_tokens
+                )
             reply = response.message.content.strip()
             if not reply:
                 logger.warning("session %s: the summary came back empty", self.session_id)
