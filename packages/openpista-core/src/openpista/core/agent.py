@@ -20,6 +20,7 @@ from openpista.core.approval import (
     ApprovalRequest,
     denied_result_text,
 )
+from openpista.core.context import ContextBudget, resolve_budget
 from openpista.core.media import MediaStore
 from openpista.core.memory import MemoryStore
 from openpista.core.models import (
@@ -82,6 +83,7 @@ class Agent:
         max_tool_rounds: int = 30,
         approval: ApprovalGate | None = None,
         media: MediaStore | None = None,
+        context: ContextBudget | None = None,
     ) -> None:
         self.provider = provider
         """Replaceable between turns (a model switch takes effect on the next request)."""
@@ -93,6 +95,10 @@ class Agent:
         self.approval = approval if approval is not None else ApprovalGate()
         self.media = media
         """Where pictures and attachments are saved; None keeps only their descriptions."""
+        self.context = (
+            context if context is not None else ContextBudget(resolve_budget(0, provider.model))
+        )
+        """What each request may hold: older turns are compacted to stay within it."""
         self._tool_state: dict[str, dict[str, object]] = {}
 
     def build_system_message(self) -> Message:
@@ -184,17 +190,24 @@ class Agent:
             streamed.append(text)
             await observer.text_delta(index, text)
 
-        request = ChatRequest(
-            messages=[self.build_system_message(), *conversation], tools=self.tools.specs()
+        tools = self.tools.specs()
+        fitted = await self.context.fit(
+            session_id,
+            self.build_system_message(),
+            conversation,
+            tools,
+            provider=self.provider,
+            memory=self.memory,
         )
         try:
-            response = await self.provider.complete(request, on_delta)
+            response = await self.provider.complete(ChatRequest(fitted.messages, tools), on_delta)
         except asyncio.CancelledError:
             said = "".join(streamed).strip()
             if said:
                 partial = Message("assistant", f"{said}\n\n{CANCELLED_REPLY_NOTE}")
                 await _store_while_cancelled(self.memory, session_id, [partial])
             raise
+        self.context.observe(fitted, response.usage)
         message = response.message
         if response.usage is not None:
             message.input_tokens = response.usage.input_tokens or None

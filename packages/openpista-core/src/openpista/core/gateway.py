@@ -332,6 +332,12 @@ class Gateway:
                 return AgentResponse(
                     channel_id, session_id, content, is_error=True, in_reply_to=_reply_id(event)
                 )
+            except OpenpistaError as exc:
+                # Our own errors say what happened and what to do: show them as they are.
+                failure = exc
+                return AgentResponse(
+                    channel_id, session_id, f"❌ {exc}", is_error=True, in_reply_to=_reply_id(event)
+                )
             except Exception as exc:
                 failure = exc
                 return self._failure(event, session_id, exc)
