@@ -1,8 +1,8 @@
 """Composition: builds memory, provider, tools and the agent from the config via entry points.
 
 Every library plugs in through an entry point group, so a third-party distribution that
-declares `openpista.providers`, `openpista.tools` or `openpista.channels` entries is wired
-exactly like ours.
+declares `openpista.providers`, `openpista.tools`, `openpista.channels` or
+`openpista.skill_runners` entries is wired exactly like ours.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from openpista.core.memory import MemoryStore
 from openpista.core.models import Session
 from openpista.core.provider import LlmProvider
 from openpista.core.registry import ToolRegistry
-from openpista.core.skills import SkillLoader, SkillRunTool
+from openpista.core.skills import SkillLoader, SkillRunner, SkillRunTool
 
 
 def _config_file(config: Config) -> str:
@@ -61,8 +61,16 @@ def create_tools(config: Config, skills: SkillLoader) -> ToolRegistry:
         factory = plugins.load(plugins.TOOLS_GROUP, name)
         for tool in factory(config):
             registry.register(tool)
-    registry.register(SkillRunTool(skills, default_timeout_s=config.tools.shell.timeout_s))
+    registry.register(SkillRunTool(skills, runners=create_skill_runners(config)))
     return registry
+
+
+def create_skill_runners(config: Config) -> dict[str, SkillRunner]:
+    """A runner for every skill mode an installed distribution provides, keyed by mode."""
+    return {
+        mode: plugins.load(plugins.SKILL_RUNNERS_GROUP, mode)(config)
+        for mode in plugins.available(plugins.SKILL_RUNNERS_GROUP)
+    }
 
 
 def create_channels(config: Config, names: list[str] | None = None) -> dict[str, ChannelAdapter]:
