@@ -17,7 +17,7 @@ from openpista.core.provider import ToolSpec
 from openpista.core.schema import validate_arguments
 from openpista.core.tool import MAX_WIRE_NAME_LENGTH, Tool, ToolContext, ToolOutput, wire_name
 
-__all__ = ["MAX_WIRE_NAME_LENGTH", "ToolRegistry"]
+__all__ = ["MAX_WIRE_NAME_LENGTH", "ToolRegistry", "close_tools"]
 
 logger = logging.getLogger(__name__)
 
@@ -192,14 +192,19 @@ class ToolRegistry:
         if self._closed:
             return
         self._closed = True
-        for tool in reversed(list(self._tools.values())):
-            close: object = getattr(tool, "aclose", None)
-            if not callable(close):
-                continue
-            try:
-                await cast("Callable[[], Awaitable[object]]", close)()
-            except Exception:
-                logger.warning("closing tool %s failed", tool.name, exc_info=True)
+        await close_tools(reversed(list(self._tools.values())))
+
+
+async def close_tools(tools: Iterable[Tool]) -> None:
+    """Await `aclose()` of each tool that has one, in order; failures are logged, not raised."""
+    for tool in tools:
+        close: object = getattr(tool, "aclose", None)
+        if not callable(close):
+            continue
+        try:
+            await cast("Callable[[], Awaitable[object]]", close)()
+        except Exception:
+            logger.warning("closing tool %s failed", tool.name, exc_info=True)
 
 
 def _origin(tool: Tool) -> str:
