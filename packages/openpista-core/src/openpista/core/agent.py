@@ -37,7 +37,7 @@ from openpista.core.observer import TurnObserver
 from openpista.core.prompt import build_system_prompt
 from openpista.core.provider import ChatRequest, ChatResponse, LlmProvider
 from openpista.core.registry import ToolRegistry
-from openpista.core.tool import ToolContext
+from openpista.core.tool import ToolContext, ToolStates
 
 logger = logging.getLogger(__name__)
 
@@ -99,12 +99,14 @@ class Agent:
             context if context is not None else ContextBudget(resolve_budget(0, provider.model))
         )
         """What each request may hold: older turns are compacted to stay within it."""
-        self._tool_state: dict[str, dict[str, object]] = {}
+        self.tool_states = ToolStates()
+        """Per-session state tools keep between calls (ToolContext.state)."""
 
     def build_system_message(self) -> Message:
         """The system message for one request; the skills are read afresh every time."""
         skills = self.skills_context() if self.skills_context is not None else ""
-        return Message(role="system", content=build_system_prompt(self.system_prompt, skills))
+        prompt = build_system_prompt(self.system_prompt, skills, tools=self.tools.specs())
+        return Message(role="system", content=prompt)
 
     async def run_turn(
         self,
@@ -139,7 +141,7 @@ class Agent:
             session_id=session_id,
             channel_id=channel_id,
             sender=turn.sender,
-            state=self._tool_state.setdefault(session_id, {}),
+            state=self.tool_states.for_session(session_id),
         )
         records: list[ToolCallRecord] = []
         images: list[Image] = []
@@ -237,8 +239,11 @@ class Agent:
 
         results: list[ToolResult | None] = [None] * len(calls)
 
-        async def run_one(position: int) -> ToolResult:
-            call, outcome = calls[position], outcomes[position]
+        positions = {id(call): position for position, call in enumerate(calls)}
+
+        async def run_one(call: ToolCall) -> ToolResult:
+            position = positions[id(call)]
+            outcome = outcomes[position]
             if not outcome.allowed:
                 result = ToolResult(
                     call.id, call.name, denied_result_text(call.name, outcome), is_error=True
@@ -261,7 +266,7 @@ class Agent:
             return result
 
         try:
-            await asyncio.gather(*(run_one(position) for position in range(len(calls))))
+            await self.tools.run_round(calls, run_one)
         except asyncio.CancelledError:
             # Every call gets a result, so the stored conversation stays one providers accept.
             finished = [
