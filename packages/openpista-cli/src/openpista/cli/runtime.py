@@ -28,6 +28,7 @@ from openpista.core.models import Session
 from openpista.core.provider import LlmProvider
 from openpista.core.registry import ToolRegistry
 from openpista.core.skills import SkillLoader, SkillRunTool
+from openpista.tools.settings import ShellSettings
 
 
 def _config_file(config: Config) -> str:
@@ -61,7 +62,8 @@ def create_tools(config: Config, skills: SkillLoader) -> ToolRegistry:
         factory = plugins.load(plugins.TOOLS_GROUP, name)
         for tool in factory(config):
             registry.register(tool)
-    registry.register(SkillRunTool(skills, default_timeout_s=config.tools.shell.timeout_s))
+    shell = config.section("tools.shell", ShellSettings)
+    registry.register(SkillRunTool(skills, default_timeout_s=shell.timeout_s))
     return registry
 
 

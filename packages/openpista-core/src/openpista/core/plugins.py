@@ -1,4 +1,5 @@
-"""Finding the providers, tools and channels installed as entry points, ours and third parties'.
+"""Finding the providers, tools, channels and settings installed as entry points, ours and
+third parties'.
 
 An entry point is only imported when it is loaded, so listing what is installed stays cheap;
 importlib.metadata itself (tens of milliseconds) is imported on first use, not at start-up.
@@ -16,8 +17,15 @@ if TYPE_CHECKING:
 PROVIDERS_GROUP = "openpista.providers"
 TOOLS_GROUP = "openpista.tools"
 CHANNELS_GROUP = "openpista.channels"
+SETTINGS_GROUP = "openpista.settings"
+"""Entry names are config sections (`channels.NAME`, `tools.NAME`); see openpista.core.settings."""
 
-_KINDS = {PROVIDERS_GROUP: "provider", TOOLS_GROUP: "tool set", CHANNELS_GROUP: "channel"}
+_KINDS = {
+    PROVIDERS_GROUP: "provider",
+    TOOLS_GROUP: "tool set",
+    CHANNELS_GROUP: "channel",
+    SETTINGS_GROUP: "settings declaration",
+}
 
 
 def available(group: str) -> list[str]:
@@ -39,12 +47,33 @@ def load(group: str, name: str) -> Any:
         raise OpenpistaError(
             f"no openpista {kind} named '{name}' is installed; installed: {installed}"
         )
-    entry = matches[0]
+    return _load_entry(matches[0], kind)
+
+
+def load_all(group: str) -> list[tuple[EntryPoint, Any]]:
+    """Every entry point of `group` with the object it names, sorted by name; of two entry
+    points with one name (two distributions claiming it) the first found is kept."""
+    from importlib.metadata import entry_points
+
+    kind = _KINDS.get(group, f"'{group}' plugin")
+    seen: set[str] = set()
+    loaded: list[tuple[EntryPoint, Any]] = []
+    for entry in sorted(entry_points(group=group), key=lambda entry: entry.name):
+        if entry.name not in seen:
+            seen.add(entry.name)
+            loaded.append((entry, _load_entry(entry, kind)))
+    return loaded
+
+
+def distribution_name(entry: EntryPoint) -> str:
+    return entry.dist.name if entry.dist is not None else "the distribution that provides it"
+
+
+def _load_entry(entry: EntryPoint, kind: str) -> Any:
     try:
         return entry.load()
     except Exception as exc:
-        dist = entry.dist.name if entry.dist is not None else "the distribution that provides it"
         raise OpenpistaError(
-            f"the openpista {kind} '{name}' ({entry.value}) failed to load: "
-            f"{type(exc).__name__}: {exc}; reinstall {dist}"
+            f"the openpista {kind} '{entry.name}' ({entry.value}) failed to load: "
+            f"{type(exc).__name__}: {exc}; reinstall {distribution_name(entry)}"
         ) from exc
