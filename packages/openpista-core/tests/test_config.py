@@ -61,6 +61,8 @@ def test_no_file_means_defaults_under_openpista_home(tmp_path: Path) -> None:
     assert config.agent.max_tool_rounds == 30
     assert config.agent.timeout_s == 120.0
     assert config.agent.approval == ""
+    assert config.agent.approval_timeout_s == 300.0
+    assert config.agent.context_tokens == 0
     assert get(config, "tools.shell.timeout_s") == 30.0
     assert get(config, "tools.shell.max_output_chars") == 10000
     assert get(config, "channels.cli.enabled") is True
@@ -131,6 +133,8 @@ def test_a_full_file_is_read_into_the_dataclasses(tmp_path: Path) -> None:
         max_tool_rounds = 5
         timeout_s = 60
         approval = "ask"
+        approval_timeout_s = 60
+        context_tokens = 32000
         fallback_models = ["openai/gpt-4.1-mini", "openrouter/meta-llama/llama-3.3-70b"]
         system_prompt = "Be brief."
 
@@ -184,6 +188,7 @@ def test_a_full_file_is_read_into_the_dataclasses(tmp_path: Path) -> None:
     assert config.agent.provider == "ollama"
     assert config.agent.timeout_s == 60.0
     assert isinstance(config.agent.timeout_s, float)
+    assert (config.agent.approval_timeout_s, config.agent.context_tokens) == (60.0, 32000)
     assert config.agent.fallback_models[1] == "openrouter/meta-llama/llama-3.3-70b"
     assert config.providers["ollama"].base_url == "http://127.0.0.1:11434/v1"
     assert config.providers["my-vllm"].api_key == "secret"
@@ -330,6 +335,9 @@ def test_wrong_types_name_key_and_expectation(
         ("[agent]\nmax_tool_rounds = 0\n", "agent.max_tool_rounds", "at least 1, got 0"),
         ("[agent]\ntimeout_s = 0\n", "agent.timeout_s", "greater than 0, got 0"),
         ("[agent]\ntimeout_s = -5.5\n", "agent.timeout_s", "greater than 0, got -5.5"),
+        ("[agent]\napproval_timeout_s = 0\n", "agent.approval_timeout_s", "greater than 0, got 0"),
+        ("[agent]\ncontext_tokens = -1\n", "agent.context_tokens", "at least 0, got -1"),
+        ("[agent]\ncontext_tokens = 1.5\n", "agent.context_tokens", "expected an integer"),
         ("[tools.shell]\ntimeout_s = -1\n", "tools.shell.timeout_s", "greater than 0"),
         ("[tools.shell]\nmax_output_chars = 0\n", "tools.shell.max_output_chars", "at least 1"),
         ("[channels.web]\nport = 0\n", "channels.web.port", "port from 1 to 65535, got 0"),

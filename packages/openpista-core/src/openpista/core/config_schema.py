@@ -53,14 +53,16 @@ def toml_value(value: object) -> str:
     return str(value)
 
 
-SECRET_KEYS = frozenset({"api_key", "token", "webhook_secret"})
-"""Keys whose values never appear in messages, whatever their type, in any section; a
-library's settings declaration can name more (`Schema.secrets`)."""
+SECRET_KEYS = frozenset({"api_key", "token", "secret", "password"})
+"""Keys whose values never appear in messages, whatever their type, in any section, also as
+the end of a key (`bot_token`, `client_secret`); a library's settings declaration can name
+more (`Schema.secrets`)."""
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 
 
 def is_secret_key(pattern: str) -> bool:
-    return pattern.rsplit(".", 1)[-1] in SECRET_KEYS
+    name = pattern.rsplit(".", 1)[-1].removesuffix("[]")
+    return any(name == secret or name.endswith(f"_{secret}") for secret in SECRET_KEYS)
 
 
 def describe_value(value: object, *, secret: bool = False) -> str:
@@ -257,7 +259,7 @@ class TableReader:
         self, sections: Mapping[str, type], value: object, key: KeyPath
     ) -> dict[str, object]:
         # A section is a field of the table, not an entry: its checks are found under its own
-        # name (`channels.web.port`), not under `channels.*.port`.
+        # name (`channels.cli.approval`), not under `channels.*.approval`.
         result: dict[str, object] = {}
         for name, item in self._table(value, key).items():
             cls = sections.get(name)

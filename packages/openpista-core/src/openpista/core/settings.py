@@ -93,10 +93,10 @@ class SettingsDeclaration(Generic[S]):
     """Keys holding paths: a relative path from the environment means the current directory."""
     home_defaults: Mapping[str, str] = field(default_factory=lambda: {})
     """Key -> a path under OPENPISTA_HOME it takes when the file does not set it; `{name}` is
-    the name of the entry the key is in (`accounts.*.session_dir`: `whatsapp-{name}`)."""
+    the name of the entry the key is in (`accounts.*.session_dir`: `accounts/{name}`)."""
     secrets: frozenset[str] = frozenset()
-    """Keys whose values never appear in error messages (`api_key`, `token` and
-    `webhook_secret` never do, in any section)."""
+    """Keys whose values never appear in error messages (`api_key`, `token`, `secret`,
+    `password` and keys ending in `_token`, `_secret`, ... never do, in any section)."""
     check_section: Callable[[S], tuple[str, str] | None] | None = None
     """A check across keys, run on the whole section: (key, problem) when something is wrong."""
 
@@ -118,7 +118,7 @@ class SettingsDeclaration(Generic[S]):
 
 
 def declared_sections() -> dict[str, SettingsDeclaration[Any]]:
-    """Every section the installed distributions declare, by name (`channels.web`), sorted.
+    """Every section the installed distributions declare, by name (`channels.cli`), sorted.
 
     Raises OpenpistaError naming the distribution when a declaration cannot be loaded, is not
     a SettingsDeclaration, or names no `channels.NAME` or `tools.NAME` section.
