@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import Openpista
+from .conftest import Openpista
 
 DECLARATION = """
 from dataclasses import dataclass, field
