@@ -8,7 +8,6 @@ both and docs/configuration.md is checked against both.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Mapping
@@ -34,8 +33,6 @@ if TYPE_CHECKING:
     from openpista.core.provider import ProviderSettings
 
 S = TypeVar("S")
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "ENVIRONMENT_VARIABLES",
@@ -494,7 +491,9 @@ def _check_undeclared_sections(
                     f"unknown section: no installed distribution declares [{table}.{name}]; "
                     f"declared: {', '.join(declared)} (did you mean {table}.{close}?)",
                 )
-            log.warning(
+            import logging  # only for this note: most files have no undeclared section
+
+            logging.getLogger(__name__).warning(
                 "%s: [%s.%s]: no installed distribution declares this section, so its keys "
                 "are not checked; it is passed on as written",
                 reader.file,
