@@ -66,11 +66,11 @@ NOT_A_DECLARATION = {"enabled": bool}
 """
 
 
-def install(folder: Path, entry_points: str) -> None:
+def install(folder: Path, entry_points: str, more: str = "") -> None:
     dist_info = folder / "acme_discord-1.0.dist-info"
     dist_info.mkdir(exist_ok=True)
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-discord\nVersion: 1.0\n")
-    (dist_info / "entry_points.txt").write_text(f"[openpista.settings]\n{entry_points}")
+    (dist_info / "entry_points.txt").write_text(f"[openpista.settings]\n{entry_points}\n{more}")
     (folder / f"{MODULE}.py").write_text(DECLARATION)
 
 
@@ -218,6 +218,25 @@ def test_a_misspelt_section_name_is_an_error(tmp_path: Path, discord: Any) -> No
     error = config_error(tmp_path, "[tools.shel]\ntimeout_s = 3\n")
     assert error.key == "tools.shel"
     assert error.problem.endswith("(did you mean tools.shell?)")
+
+
+def test_a_near_miss_that_an_installed_channel_owns_is_only_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # discorb is a channel of its own (an older plugin that declares no settings), not a typo.
+    install(
+        tmp_path,
+        f"channels.discord = {MODULE}:DISCORD\n",
+        f"[openpista.channels]\ndiscorb = {MODULE}:DISCORD\n",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with caplog.at_level(logging.WARNING):
+            config = load_text(tmp_path, "[channels.discorb]\nenabled = true\n")
+    finally:
+        sys.modules.pop(MODULE, None)
+    assert config.channels["discorb"] == {"enabled": True}
+    assert "[channels.discorb]: no installed distribution declares this section" in caplog.text
 
 
 def test_section_reads_typed_settings_or_says_why_it_cannot(tmp_path: Path, discord: Any) -> None:

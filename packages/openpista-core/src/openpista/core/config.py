@@ -469,8 +469,8 @@ def _check_undeclared_sections(
     config: Config, declarations: Mapping[str, SettingsDeclaration[Any]], reader: TableReader
 ) -> None:
     # Kept for the channel or tools that read them without declaring them; but a name close
-    # to a declared one is far more likely a typo, whose keys would otherwise be ignored.
-    installed_channels: list[str] | None = None
+    # to a declared one is far more likely a typo, whose keys would otherwise be ignored,
+    # unless an installed channel of that very name reads it.
     for table in SECTION_TABLES:
         declared = [
             name
@@ -481,11 +481,7 @@ def _check_undeclared_sections(
             if name in declared:
                 continue
             close = closest(name, declared)
-            if close is not None and table == "channels" and installed_channels is None:
-                from openpista.core import plugins
-
-                installed_channels = plugins.available(plugins.CHANNELS_GROUP)
-            if close is not None and name not in (installed_channels or []):
+            if close is not None and not _is_installed_channel(table, name):
                 raise reader.fail(
                     KeyPath().field(table).entry(name),
                     f"unknown section: no installed distribution declares [{table}.{name}]; "
@@ -500,6 +496,12 @@ def _check_undeclared_sections(
                 table,
                 name,
             )
+
+
+def _is_installed_channel(table: str, name: str) -> bool:
+    from openpista.core import plugins
+
+    return table == "channels" and name in plugins.available(plugins.CHANNELS_GROUP)
 
 
 def _check_across_keys(
