@@ -82,6 +82,9 @@ def test_version_and_help_import_nothing_heavy(openpista: Openpista) -> None:
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'sqlalchemy', 'httpx', 'aiosqlite', 'alembic', 'telegram', 'yaml', 'croniter'})\n"
         "print('HEAVY:', heavy, file=sys.stderr)\n"
+        "settings = sorted(m for m in sys.modules if m == 'importlib.metadata' "
+        "or m.endswith('.settings'))\n"
+        "print('SETTINGS:', settings, file=sys.stderr)\n"
     )
     import subprocess
     import sys
@@ -91,4 +94,6 @@ def test_version_and_help_import_nothing_heavy(openpista: Openpista) -> None:
             [sys.executable, "-c", probe, *args], capture_output=True, text=True, env=openpista.env
         )
         assert "HEAVY: []" in done.stderr, (args, done.stderr)
+        # Settings declarations are entry points: loaded with a config, never for --help.
+        assert "SETTINGS: []" in done.stderr, (args, done.stderr)
         assert "openpista" in done.stdout

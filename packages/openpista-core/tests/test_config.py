@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from openpista.core.config import (
-    ENVIRONMENT_VARIABLES,
     Config,
     approval_mode,
     channel_names,
     channel_setting,
     config_file,
+    environment_variables,
     expand_path,
     load_config,
     provider_settings,
@@ -32,6 +32,14 @@ def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
 def load_text(tmp_path: Path, text: str, **env: str) -> Config:
     path = write(tmp_path, text)
     return load_config(path, {"OPENPISTA_HOME": str(tmp_path / "home"), **env})
+
+
+def get(config: Config, dotted: str) -> Any:
+    """The value at `channels.web.port` or `providers.openai.api_key` in a loaded config."""
+    value: Any = config
+    for name in dotted.split("."):
+        value = value[name] if isinstance(value, dict) else getattr(value, name)
+    return value
 
 
 def config_error(tmp_path: Path, text: str, **env: str) -> ConfigError:
@@ -53,19 +61,21 @@ def test_no_file_means_defaults_under_openpista_home(tmp_path: Path) -> None:
     assert config.agent.max_tool_rounds == 30
     assert config.agent.timeout_s == 120.0
     assert config.agent.approval == ""
-    assert config.tools.shell.timeout_s == 30.0
-    assert config.tools.shell.max_output_chars == 10000
-    assert config.channels.cli.enabled is True
-    assert config.channels.telegram.enabled is False
-    assert config.channels.telegram.webhook_port == 8443
-    assert config.channels.web.host == "127.0.0.1"
-    assert config.channels.web.port == 3210
+    assert config.agent.approval_timeout_s == 300.0
+    assert config.agent.context_tokens == 0
+    assert get(config, "tools.shell.timeout_s") == 30.0
+    assert get(config, "tools.shell.max_output_chars") == 10000
+    assert get(config, "channels.cli.enabled") is True
+    assert get(config, "channels.telegram.enabled") is False
+    assert get(config, "channels.telegram.webhook_port") == 8443
+    assert get(config, "channels.web.host") == "127.0.0.1"
+    assert get(config, "channels.web.port") == 3210
     assert config.providers == {}
     assert config.cron == []
     assert config.mcp.servers == {}
     assert config.database.url == str(tmp_path / "memory.db")
     assert config.skills.workspace == str(tmp_path / "workspace")
-    assert config.channels.whatsapp.session_dir == str(tmp_path / "whatsapp")
+    assert get(config, "channels.whatsapp.session_dir") == str(tmp_path / "whatsapp")
 
 
 def test_explicit_missing_file_is_not_an_error(tmp_path: Path) -> None:
@@ -110,7 +120,7 @@ def test_values_set_in_the_file_do_not_follow_openpista_home(tmp_path: Path) -> 
     )
     assert config.database.url == "postgresql+asyncpg://db/openpista"
     assert config.skills.workspace == "~/skills"
-    assert config.channels.whatsapp.session_dir == "/srv/wa"
+    assert get(config, "channels.whatsapp.session_dir") == "/srv/wa"
 
 
 def test_a_full_file_is_read_into_the_dataclasses(tmp_path: Path) -> None:
@@ -123,6 +133,8 @@ def test_a_full_file_is_read_into_the_dataclasses(tmp_path: Path) -> None:
         max_tool_rounds = 5
         timeout_s = 60
         approval = "ask"
+        approval_timeout_s = 60
+        context_tokens = 32000
         fallback_models = ["openai/gpt-4.1-mini", "openrouter/meta-llama/llama-3.3-70b"]
         system_prompt = "Be brief."
 
@@ -176,13 +188,14 @@ def test_a_full_file_is_read_into_the_dataclasses(tmp_path: Path) -> None:
     assert config.agent.provider == "ollama"
     assert config.agent.timeout_s == 60.0
     assert isinstance(config.agent.timeout_s, float)
+    assert (config.agent.approval_timeout_s, config.agent.context_tokens) == (60.0, 32000)
     assert config.agent.fallback_models[1] == "openrouter/meta-llama/llama-3.3-70b"
     assert config.providers["ollama"].base_url == "http://127.0.0.1:11434/v1"
     assert config.providers["my-vllm"].api_key == "secret"
-    assert config.tools.shell.timeout_s == 2.5
-    assert config.channels.telegram.allowed_users == [11, 22]
-    assert config.channels.telegram.webhook_port == 8444
-    assert config.channels.web.cors_origins == ["https://chat.example.com", "*"]
+    assert get(config, "tools.shell.timeout_s") == 2.5
+    assert get(config, "channels.telegram.allowed_users") == [11, 22]
+    assert get(config, "channels.telegram.webhook_port") == 8444
+    assert get(config, "channels.web.cors_origins") == ["https://chat.example.com", "*"]
     assert [job.channel_id for job in config.cron] == ["telegram:12345", "telegram:12345:7"]
     assert config.cron[1].schedule == "30 */5 * * * *"
     assert config.mcp.servers["files"].command[0] == "npx"
@@ -215,7 +228,7 @@ def test_unknown_channel_sections_pass_through_for_third_party_channels(tmp_path
     config = load_text(
         tmp_path, '[channels.discord]\nenabled = true\ntoken = "x"\napproval = "auto"\n'
     )
-    assert config.channels.extra == {"discord": {"enabled": True, "token": "x", "approval": "auto"}}
+    assert config.channels["discord"] == {"enabled": True, "token": "x", "approval": "auto"}
     assert approval_mode(config, "discord:123", one_shot=False) == "auto"
 
 
@@ -322,6 +335,9 @@ def test_wrong_types_name_key_and_expectation(
         ("[agent]\nmax_tool_rounds = 0\n", "agent.max_tool_rounds", "at least 1, got 0"),
         ("[agent]\ntimeout_s = 0\n", "agent.timeout_s", "greater than 0, got 0"),
         ("[agent]\ntimeout_s = -5.5\n", "agent.timeout_s", "greater than 0, got -5.5"),
+        ("[agent]\napproval_timeout_s = 0\n", "agent.approval_timeout_s", "greater than 0, got 0"),
+        ("[agent]\ncontext_tokens = -1\n", "agent.context_tokens", "at least 0, got -1"),
+        ("[agent]\ncontext_tokens = 1.5\n", "agent.context_tokens", "expected an integer"),
         ("[tools.shell]\ntimeout_s = -1\n", "tools.shell.timeout_s", "greater than 0"),
         ("[tools.shell]\nmax_output_chars = 0\n", "tools.shell.max_output_chars", "at least 1"),
         ("[channels.web]\nport = 0\n", "channels.web.port", "port from 1 to 65535, got 0"),
@@ -510,14 +526,6 @@ def test_a_file_that_is_not_utf8_is_an_error(tmp_path: Path) -> None:
 # --- environment overrides --------------------------------------------------------------------
 
 
-def get(config: Config, dotted: str) -> Any:
-    """The value at `channels.web.port` or `providers.openai.api_key` in a loaded config."""
-    value: Any = config
-    for name in dotted.split("."):
-        value = value[name] if isinstance(value, dict) else getattr(value, name)
-    return value
-
-
 ENV_CASES: list[tuple[str, str, str, Any]] = [
     ("OPENPISTA_PROVIDER", "ollama", "agent.provider", "ollama"),
     ("OPENPISTA_MODEL", "gpt-5", "agent.model", "gpt-5"),
@@ -601,7 +609,7 @@ session_dir = "/file/wa"
 
 
 def test_the_cases_cover_every_overriding_variable() -> None:
-    overriding = set(ENVIRONMENT_VARIABLES) - {"OPENPISTA_HOME", "OPENPISTA_CONFIG"}
+    overriding = set(environment_variables()) - {"OPENPISTA_HOME", "OPENPISTA_CONFIG"}
     assert {case[0] for case in ENV_CASES} == overriding
 
 
@@ -661,8 +669,8 @@ def test_openpista_api_key_wins_over_the_preset_variable(tmp_path: Path) -> None
 
 def test_telegram_token_alone_does_not_enable_the_channel(tmp_path: Path) -> None:
     config = load_text(tmp_path, "", TELEGRAM_BOT_TOKEN="123:abc")
-    assert config.channels.telegram.token == "123:abc"
-    assert config.channels.telegram.enabled is False
+    assert get(config, "channels.telegram.token") == "123:abc"
+    assert get(config, "channels.telegram.enabled") is False
 
 
 def test_relative_paths_in_the_environment_mean_the_current_directory(
@@ -671,7 +679,7 @@ def test_relative_paths_in_the_environment_mean_the_current_directory(
     monkeypatch.chdir(tmp_path)
     config = load_text(tmp_path, "", OPENPISTA_WORKSPACE="skills", WHATSAPP_BRIDGE_PATH="b.js")
     assert config.skills.workspace == str(tmp_path / "skills")
-    assert config.channels.whatsapp.bridge_path == str(tmp_path / "b.js")
+    assert get(config, "channels.whatsapp.bridge_path") == str(tmp_path / "b.js")
 
 
 @pytest.mark.parametrize(

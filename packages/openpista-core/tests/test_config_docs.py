@@ -1,4 +1,5 @@
-"""docs/configuration.md and config.example.toml say exactly what the config dataclasses hold."""
+"""docs/configuration.md and config.example.toml say exactly what the config dataclasses hold:
+core's own and those of every section an installed distribution declares."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, cast
 
-from openpista.core.config import ENVIRONMENT_VARIABLES, config_keys, load_config
+from openpista.core.config import config_keys, environment_variables, load_config
+from openpista.core.settings import declared_sections
 
 REPO = Path(__file__).resolve().parents[3]
 DOCS = REPO / "docs" / "configuration.md"
@@ -45,7 +47,21 @@ def test_every_environment_variable_is_documented() -> None:
         for line in DOCS.read_text(encoding="utf-8").splitlines()
         if (match := VARIABLE_ROW.match(line)) and match[1].isupper()
     ]
-    assert sorted(documented) == sorted(ENVIRONMENT_VARIABLES)
+    assert sorted(documented) == sorted(environment_variables())
+
+
+def test_every_declared_section_has_its_own_heading_and_keys() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    keys = {key for key, _, _ in config_keys()}
+    sections = declared_sections()
+    # Ours at least; a third-party distribution installed here would be held to this page too.
+    assert {"channels.cli", "channels.telegram", "channels.web", "channels.whatsapp"} <= set(
+        sections
+    )
+    assert {"tools.shell", "tools.browser"} <= set(sections)
+    for section in sections:
+        assert f"### `[{section}]`" in text, f"{DOCS} has no heading for [{section}]"
+        assert any(key.startswith(f"{section}.") for key in keys)
 
 
 def test_the_example_loads_and_changes_nothing(tmp_path: Path) -> None:
@@ -62,12 +78,16 @@ def uncommented_example() -> str:
     return "\n".join(line[2:] if COMMENTED_SETTING.match(line) else line for line in lines)
 
 
+# Tables whose member names the user chooses: `providers`, `channels.whatsapp.accounts`, ...
+CHOSEN_NAMES = {key.split(".NAME.")[0] for key, _, _ in config_keys() if ".NAME." in key}
+
+
 def key_patterns(table: dict[str, Any], prefix: str = "") -> set[str]:
     """Leaf keys of a parsed file in config_keys() form: NAME for chosen names, [] for arrays."""
     keys: set[str] = set()
     for name, value in table.items():
         key = f"{prefix}.{name}" if prefix else name
-        if prefix in ("providers", "mcp.servers"):
+        if prefix in CHOSEN_NAMES:
             key = f"{prefix}.NAME"
         if isinstance(value, dict):
             keys |= key_patterns(cast(dict[str, Any], value), key)

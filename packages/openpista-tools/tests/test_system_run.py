@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from openpista.core.config import Config, ShellToolConfig, ToolsConfig
+from openpista.core.config import Config
 from openpista.core.errors import ToolError
 from openpista.core.tool import Tool, ToolContext, wire_name
+from openpista.tools.settings import ShellSettings
 from openpista.tools.system import SystemRunTool, create_tools
 
 CONTEXT = ToolContext(session_id="s1", channel_id="cli:local")
@@ -172,7 +173,7 @@ def test_schema_describes_command_cwd_and_timeout() -> None:
 
 
 async def test_create_tools_uses_the_shell_config() -> None:
-    config = Config(tools=ToolsConfig(shell=ShellToolConfig(timeout_s=7, max_output_chars=20)))
+    config = Config(tools={"shell": ShellSettings(timeout_s=7, max_output_chars=20)})
     tools = create_tools(config)
     assert [tool.name for tool in tools] == ["system.run"]
     assert "Default 7, at most 70." in tools[0].parameters["properties"]["timeout_s"]["description"]

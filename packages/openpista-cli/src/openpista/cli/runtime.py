@@ -25,6 +25,7 @@ from openpista.core.config import (
     expand_path,
     provider_settings,
 )
+from openpista.core.context import ContextBudget, resolve_budget
 from openpista.core.errors import OpenpistaError
 from openpista.core.gateway import Gateway
 from openpista.core.media import MediaStore
@@ -168,8 +169,9 @@ async def open_runtime(
         system_prompt=config.agent.system_prompt,
         skills_context=skills.context,
         max_tool_rounds=config.agent.max_tool_rounds,
-        approval=ApprovalGate(getattr(config.agent, "approval_timeout_s", 300.0)),
+        approval=ApprovalGate(config.agent.approval_timeout_s),
         media=MediaStore.in_home(config.home),
+        context=ContextBudget(resolve_budget(config.agent.context_tokens, llm.model)),
     )
     try:
         yield Runtime(config, memory, llm, tools, skills, agent)
@@ -185,7 +187,7 @@ def create_gateway(runtime: Runtime, channels: dict[str, ChannelAdapter]) -> Gat
     config = runtime.config
 
     def policy(channel_id: str) -> ApprovalPolicy:
-        return "auto" if approval_mode(config, channel_id) == "auto" else "ask"
+        return approval_mode(config, channel_id)
 
     return Gateway(
         runtime.agent,

@@ -1,32 +1,44 @@
 """openpista's configuration: the TOML file of CONTRACT section 4, with environment overrides.
 
-The dataclasses below are the single description of every key: the loader validates against
-them and docs/configuration.md is checked against them.
+The dataclasses below describe every key core reads itself; the `[channels.NAME]` and
+`[tools.NAME]` sections are described by the libraries that read them, through the
+`openpista.settings` entry points (see openpista.core.settings). The loader validates against
+both and docs/configuration.md is checked against both.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from openpista.core.config_checks import CHECKS, mcp_server_name
-from openpista.core.config_schema import KeyPath, Schema, TableReader, field_type, schema_keys
+from openpista.core.config_schema import (
+    KeyPath,
+    Schema,
+    TableReader,
+    closest,
+    field_type,
+    schema_keys,
+)
 from openpista.core.errors import ConfigError
+from openpista.core.settings import SECTION_TABLES, SettingsDeclaration, declared_sections
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from openpista.core.approval import ApprovalPolicy
     from openpista.core.provider import ProviderSettings
+
+S = TypeVar("S")
 
 __all__ = [
     "ENVIRONMENT_VARIABLES",
     "PROVIDER_ALIASES",
     "AgentConfig",
-    "ChannelsConfig",
-    "CliChannelConfig",
     "Config",
     "ConfigError",
     "CronJobConfig",
@@ -34,18 +46,14 @@ __all__ = [
     "McpConfig",
     "McpServerConfig",
     "ProviderConfig",
-    "ShellToolConfig",
     "SkillsConfig",
-    "TelegramChannelConfig",
-    "ToolsConfig",
-    "WebChannelConfig",
-    "WhatsAppChannelConfig",
     "approval_mode",
     "channel_names",
     "channel_setting",
     "config_file",
     "config_keys",
     "env_value",
+    "environment_variables",
     "expand_path",
     "load_config",
     "normalise_provider",
@@ -58,7 +66,7 @@ def env_value(env: Mapping[str, str], name: str) -> tuple[str, str] | None:
     """(spelling found, value) of an environment variable, or None when unset or empty.
 
     OPENPISTA_* variables are also found under the original design's lower-case prefix
-    (`openpista_WEB_PORT`); the upper-case spelling wins when both are set.
+    (`openpista_MODEL`); the upper-case spelling wins when both are set.
     """
     spellings = [name]
     if name.startswith("OPENPISTA_"):
@@ -85,6 +93,8 @@ class AgentConfig:
     max_tool_rounds: int = 30
     timeout_s: float = 120.0
     approval: str = ""
+    approval_timeout_s: float = 300.0
+    context_tokens: int = 0
     fallback_models: list[str] = field(default_factory=lambda: [])
     system_prompt: str = ""
 
@@ -102,68 +112,8 @@ class DatabaseConfig:
 
 
 @dataclass(slots=True)
-class ShellToolConfig:
-    timeout_s: float = 30.0
-    max_output_chars: int = 10000
-
-
-@dataclass(slots=True)
-class ToolsConfig:
-    shell: ShellToolConfig = field(default_factory=ShellToolConfig)
-
-
-@dataclass(slots=True)
 class SkillsConfig:
     workspace: str = "~/.openpista/workspace"
-
-
-@dataclass(slots=True)
-class CliChannelConfig:
-    enabled: bool = True
-    approval: str = ""
-
-
-@dataclass(slots=True)
-class TelegramChannelConfig:
-    enabled: bool = False
-    token: str = ""
-    allowed_users: list[int] = field(default_factory=lambda: [])
-    api_url: str = ""
-    webhook_url: str = ""
-    webhook_port: int = 8443
-    webhook_secret: str = ""
-    confirm_actions: bool = False
-    approval: str = ""
-
-
-@dataclass(slots=True)
-class WebChannelConfig:
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = 3210
-    token: str = ""
-    cors_origins: list[str] = field(default_factory=lambda: [])
-    static_dir: str = ""
-    approval: str = ""
-
-
-@dataclass(slots=True)
-class WhatsAppChannelConfig:
-    enabled: bool = False
-    session_dir: str = "~/.openpista/whatsapp"
-    bridge_path: str = ""
-    allowed_numbers: list[str] = field(default_factory=lambda: [])
-    approval: str = ""
-
-
-@dataclass(slots=True)
-class ChannelsConfig:
-    cli: CliChannelConfig = field(default_factory=CliChannelConfig)
-    telegram: TelegramChannelConfig = field(default_factory=TelegramChannelConfig)
-    web: WebChannelConfig = field(default_factory=WebChannelConfig)
-    whatsapp: WhatsAppChannelConfig = field(default_factory=WhatsAppChannelConfig)
-    extra: dict[str, dict[str, Any]] = field(default_factory=lambda: {})
-    """Sections of third-party channels (`[channels.discord]`), passed through unvalidated."""
 
 
 @dataclass(slots=True)
@@ -189,15 +139,36 @@ class Config:
     agent: AgentConfig = field(default_factory=AgentConfig)
     providers: dict[str, ProviderConfig] = field(default_factory=lambda: {})
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
-    tools: ToolsConfig = field(default_factory=ToolsConfig)
+    tools: dict[str, object] = field(default_factory=lambda: {})
+    """`[tools.NAME]` by NAME: the settings object its declaration reads it into (every
+    declared section is here once loaded), or the plain table of a section nothing declares."""
     skills: SkillsConfig = field(default_factory=SkillsConfig)
-    channels: ChannelsConfig = field(default_factory=ChannelsConfig)
+    channels: dict[str, object] = field(default_factory=lambda: {})
+    """`[channels.NAME]` by NAME, as `tools` holds `[tools.NAME]`."""
     cron: list[CronJobConfig] = field(default_factory=lambda: [])
     mcp: McpConfig = field(default_factory=McpConfig)
     home: Path = field(default_factory=openpista_home)
     """OPENPISTA_HOME: not a file key; where everything openpista writes lives."""
     source: Path | None = None
     """The config file that was read, or None when defaults applied."""
+
+    def section(self, name: str, settings: type[S]) -> S:
+        """Section `name` (`channels.NAME`, `tools.NAME`) as `settings`, the dataclass its
+        library declares; all defaults when this Config does not hold it (one made in code).
+        """
+        table, _, member = name.partition(".")
+        if table not in SECTION_TABLES or not member:
+            raise ValueError(f"{name!r} is no section name; expected channels.NAME or tools.NAME")
+        value = cast(dict[str, object], getattr(self, table)).get(member)
+        if value is None:
+            return settings()
+        if isinstance(value, settings):
+            return value
+        read_as = "a plain table" if isinstance(value, dict) else type(value).__name__
+        raise TypeError(
+            f"[{name}] was read as {read_as}, not {settings.__name__}: no installed "
+            f"distribution declares it as {settings.__name__} (openpista.settings entry points)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +183,6 @@ _HOME_RELATIVE_DEFAULTS: dict[str, str] = {
     # somewhere else moves everything openpista writes.
     "database.url": "memory.db",
     "skills.workspace": "workspace",
-    "channels.whatsapp.session_dir": "whatsapp",
 }
 
 _VARIABLE_KEYS: tuple[tuple[str, str], ...] = (
@@ -220,17 +190,6 @@ _VARIABLE_KEYS: tuple[tuple[str, str], ...] = (
     ("OPENPISTA_MODEL", "agent.model"),
     ("OPENPISTA_DATABASE_URL", "database.url"),
     ("OPENPISTA_WORKSPACE", "skills.workspace"),
-    ("TELEGRAM_BOT_TOKEN", "channels.telegram.token"),
-    ("TELEGRAM_ALLOWED_USERS", "channels.telegram.allowed_users"),
-    ("TELEGRAM_API_URL", "channels.telegram.api_url"),
-    ("TELEGRAM_WEBHOOK_URL", "channels.telegram.webhook_url"),
-    ("TELEGRAM_WEBHOOK_PORT", "channels.telegram.webhook_port"),
-    ("TELEGRAM_WEBHOOK_SECRET", "channels.telegram.webhook_secret"),
-    ("OPENPISTA_WEB_TOKEN", "channels.web.token"),
-    ("OPENPISTA_WEB_PORT", "channels.web.port"),
-    ("OPENPISTA_WEB_HOST", "channels.web.host"),
-    ("WHATSAPP_SESSION_DIR", "channels.whatsapp.session_dir"),
-    ("WHATSAPP_BRIDGE_PATH", "channels.whatsapp.bridge_path"),
 )
 
 _PRESET_VARIABLES: tuple[tuple[str, str, str], ...] = (
@@ -252,8 +211,6 @@ _PATH_VARIABLES = frozenset(
     {
         "OPENPISTA_DATABASE_URL",
         "OPENPISTA_WORKSPACE",
-        "WHATSAPP_SESSION_DIR",
-        "WHATSAPP_BRIDGE_PATH",
     }
 )
 
@@ -264,7 +221,18 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     *(name for name, _ in _ACTIVE_PROVIDER_VARIABLES),
     *(name for name, _, _ in _PRESET_VARIABLES),
 )
-"""Every environment variable the configuration reads (OPENPISTA_* also as openpista_*)."""
+"""The environment variables core's own keys read (OPENPISTA_* also as openpista_*); the
+declared sections add theirs: see environment_variables()."""
+
+
+def environment_variables() -> list[str]:
+    """Every environment variable the configuration reads, declared sections' included."""
+    declared = [
+        variable
+        for declaration in declared_sections().values()
+        for variable in declaration.environment
+    ]
+    return [*ENVIRONMENT_VARIABLES, *declared]
 
 
 def config_file(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Path:
@@ -298,19 +266,27 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
     A missing file is not an error (defaults apply, `source` is None). A malformed one raises
     ConfigError naming the file, the key and what was expected; so does a bad environment
     value (file "environment", key the variable).
+
+    `[channels.NAME]` and `[tools.NAME]` sections are read as the installed distributions
+    declare them (openpista.core.settings); a section nothing declares is kept as a plain
+    table with a warning, or refused when its name looks like a misspelt declared one.
     """
     env = os.environ if env is None else env
     home = openpista_home(env)
     file = config_file(path, env)
     table = _read_toml(file)
-    reader = TableReader(str(file), _SCHEMA)
+    declarations = declared_sections()
+    schema = _schema(declarations)
+    reader = TableReader(str(file), schema)
     config = reader.read(Config, table or {})
     config.home = home
     config.source = file if table is not None else None
+    _complete_sections(config, declarations)
+    _check_undeclared_sections(config, declarations, reader)
     _normalise(config, reader)
-    _check_across_keys(config, reader)
-    _apply_home_defaults(config, table or {}, home)
-    _apply_environment(config, env)
+    _check_across_keys(config, declarations, reader)
+    _apply_home_defaults(config, table or {}, home, declarations)
+    _apply_environment(config, env, declarations, schema)
     return config
 
 
@@ -334,18 +310,18 @@ def provider_settings(
     )
 
 
-def approval_mode(config: Config, channel: str, one_shot: bool = False) -> str:
+def approval_mode(config: Config, channel: str, one_shot: bool = False) -> ApprovalPolicy:
     """Whether tool calls on `channel` need the user's approval: "auto" or "ask".
 
-    `channel` is a channel name (`cli`, `telegram`, ...) or channel id (`telegram:42`); `tui`
-    means the cli channel. `[channels.NAME] approval` wins, then `[agent] approval`; when both
+    `channel` is a channel name (`cli`, ...) or channel id (`NAME:ID`); `tui` means the cli
+    channel. `[channels.NAME] approval` wins, then `[agent] approval`; when both
     are empty a one-shot `run -e` is auto and everything else (TUI, remote channels) asks.
     """
     name = channel.split(":", 1)[0]
     if name == "tui":
         name = "cli"
     for mode in (_channel_approval(config, name), config.agent.approval):
-        if mode in ("auto", "ask"):
+        if mode == "auto" or mode == "ask":
             return mode
     return "auto" if one_shot else "ask"
 
@@ -354,29 +330,37 @@ def config_keys() -> list[tuple[str, str, str]]:
     """Every key of the file: (dotted key, type, default), as docs/configuration.md lists them.
 
     `[providers.NAME]` and `[mcp.servers.NAME]` show as NAME, `[[cron]]` entries as `cron[]`,
-    and defaults that follow OPENPISTA_HOME as `OPENPISTA_HOME/...`.
+    and defaults that follow OPENPISTA_HOME as `OPENPISTA_HOME/...`. The sections installed
+    distributions declare are included.
     """
-    rows = schema_keys(Config, _SCHEMA)
+    declarations = declared_sections()
+    home_relative = dict(_HOME_RELATIVE_DEFAULTS)
+    for section, declaration in declarations.items():
+        for pattern, relative in declaration.home_defaults.items():
+            key = f"{section}.{pattern}".replace("*", "NAME")
+            home_relative[key] = relative.format(name="NAME")
+    rows = schema_keys(Config, _schema(declarations))
     return [
-        (key, kind, f"OPENPISTA_HOME/{_HOME_RELATIVE_DEFAULTS[key]}")
-        if key in _HOME_RELATIVE_DEFAULTS
+        (key, kind, f"OPENPISTA_HOME/{home_relative[key]}")
+        if key in home_relative
         else (key, kind, default)
         for key, kind, default in rows
     ]
 
 
 def channel_names(config: Config) -> list[str]:
-    """Every channel the configuration knows: the built-in sections, then third-party ones."""
-    built_in = [f.name for f in dataclasses.fields(config.channels) if f.name != "extra"]
-    return [*built_in, *(name for name in config.channels.extra if name not in built_in)]
+    """Every channel the configuration knows: the declared sections (sorted), then the
+    sections of the file nothing declares."""
+    return list(config.channels)
 
 
 def channel_setting(config: Config, name: str, key: str, default: object = None) -> object:
-    """`[channels.NAME] KEY`, from the typed section or a third-party channel's table."""
-    section = None if name == "extra" else getattr(config.channels, name, None)
-    if section is not None:
-        return getattr(section, key, default)
-    return config.channels.extra.get(name, {}).get(key, default)
+    """`[channels.NAME] KEY` from the declared settings or an undeclared section's plain
+    table; `default` when neither holds it. Typed code reads `config.section(...)` instead."""
+    section = config.channels.get(name)
+    if isinstance(section, dict):
+        return cast(dict[str, object], section).get(key, default)
+    return default if section is None else getattr(section, key, default)
 
 
 def _channel_approval(config: Config, name: str) -> str:
@@ -439,7 +423,99 @@ def _normalise(config: Config, reader: TableReader) -> None:
     config.providers = providers
 
 
-def _check_across_keys(config: Config, reader: TableReader) -> None:
+def _schema(declarations: Mapping[str, SettingsDeclaration[Any]]) -> Schema:
+    """Core's own keys and checks, with every declared section's under its name."""
+    checks = dict(CHECKS)
+    secrets: set[str] = set()
+    sections: dict[str, dict[str, type]] = {table: {} for table in SECTION_TABLES}
+    for section, declaration in declarations.items():
+        table, _, name = section.partition(".")
+        sections[table][name] = declaration.settings
+        checks.update({f"{section}.{key}": check for key, check in declaration.checks.items()})
+        secrets.update(f"{section}.{key}" for key in declaration.secrets)
+    return Schema(
+        checks=checks,
+        not_keys=frozenset({"home", "source"}),
+        sections=sections,
+        secrets=frozenset(secrets),
+    )
+
+
+def _split_section(section: str) -> tuple[str, str]:
+    table, _, name = section.partition(".")
+    return table, name
+
+
+def _sections(config: Config, table: str) -> dict[str, object]:
+    return cast(dict[str, object], getattr(config, table))
+
+
+def _complete_sections(
+    config: Config, declarations: Mapping[str, SettingsDeclaration[Any]]
+) -> None:
+    """Every declared section present (its defaults when the file leaves it out), declared
+    ones first and sorted, then the file's undeclared ones in the file's order."""
+    for table in SECTION_TABLES:
+        read = _sections(config, table)
+        complete: dict[str, object] = {}
+        for section, declaration in declarations.items():
+            section_table, name = _split_section(section)
+            if section_table == table:
+                complete[name] = read[name] if name in read else declaration.settings()
+        complete.update((name, value) for name, value in read.items() if name not in complete)
+        setattr(config, table, complete)
+
+
+def _check_undeclared_sections(
+    config: Config, declarations: Mapping[str, SettingsDeclaration[Any]], reader: TableReader
+) -> None:
+    # Kept for the channel or tools that read them without declaring them; but a name close
+    # to a declared one is far more likely a typo, whose keys would otherwise be ignored,
+    # unless an installed channel of that very name reads it.
+    for table in SECTION_TABLES:
+        declared = [
+            name
+            for section_table, name in map(_split_section, declarations)
+            if section_table == table
+        ]
+        for name in _sections(config, table):
+            if name in declared:
+                continue
+            close = closest(name, declared)
+            if close is not None and not _is_installed_channel(table, name):
+                raise reader.fail(
+                    KeyPath().field(table).entry(name),
+                    f"unknown section: no installed distribution declares [{table}.{name}]; "
+                    f"declared: {', '.join(declared)} (did you mean {table}.{close}?)",
+                )
+            import logging  # only for this note: most files have no undeclared section
+
+            logging.getLogger(__name__).warning(
+                "%s: [%s.%s]: no installed distribution declares this section, so its keys "
+                "are not checked; it is passed on as written",
+                reader.file,
+                table,
+                name,
+            )
+
+
+def _is_installed_channel(table: str, name: str) -> bool:
+    from openpista.core import plugins
+
+    return table == "channels" and name in plugins.available(plugins.CHANNELS_GROUP)
+
+
+def _check_across_keys(
+    config: Config, declarations: Mapping[str, SettingsDeclaration[Any]], reader: TableReader
+) -> None:
+    for section, declaration in declarations.items():
+        if declaration.check_section is None:
+            continue
+        table, name = _split_section(section)
+        problem = declaration.check_section(_sections(config, table)[name])
+        if problem is not None:
+            key, message = problem
+            raise reader.fail(f"{section}.{key}", message)
     for name, server in config.mcp.servers.items():
         key = KeyPath().field("mcp").field("servers").entry(name)
         problem = mcp_server_name(name)
@@ -454,15 +530,42 @@ def _check_across_keys(config: Config, reader: TableReader) -> None:
             )
 
 
-def _apply_home_defaults(config: Config, table: Mapping[str, Any], home: Path) -> None:
+def _apply_home_defaults(
+    config: Config,
+    table: Mapping[str, Any],
+    home: Path,
+    declarations: Mapping[str, SettingsDeclaration[Any]],
+) -> None:
     for dotted, name in _HOME_RELATIVE_DEFAULTS.items():
-        if not _file_sets(table, dotted):
+        if not _file_sets(table, dotted.split(".")):
             _assign(config, dotted, str(home / name))
+    for section, declaration in declarations.items():
+        section_table, section_name = _split_section(section)
+        settings = _sections(config, section_table)[section_name]
+        for pattern, relative in declaration.home_defaults.items():
+            for path, owner, key, entry in _matching(settings, pattern.split("."), section_name):
+                if not _file_sets(table, [section_table, section_name, *path, key]):
+                    setattr(owner, key, str(home / relative.format(name=entry)))
 
 
-def _file_sets(table: Mapping[str, Any], dotted: str) -> bool:
+def _matching(
+    node: object, parts: Sequence[str], entry: str, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], object, str, str]]:
+    """(path, owner, key, entry) of each key a pattern (`accounts.*.session_dir`) names in a
+    settings object: the owner holds `key`, `entry` is the last name `*` stood for."""
+    head, *rest = parts
+    if not rest:
+        yield path, node, head, entry
+    elif head == "*":
+        for name, child in cast(dict[str, object], node).items():
+            yield from _matching(child, rest, name, (*path, name))
+    else:
+        yield from _matching(getattr(node, head), rest, entry, (*path, head))
+
+
+def _file_sets(table: Mapping[str, Any], names: Sequence[str]) -> bool:
     node: object = table
-    for name in dotted.split("."):
+    for name in names:
         if not isinstance(node, dict) or name not in node:
             return False
         node = cast(dict[str, object], node)[name]
@@ -477,8 +580,13 @@ def _assign(config: Config, dotted: str, value: object) -> None:
     setattr(target, last, value)
 
 
-def _apply_environment(config: Config, env: Mapping[str, str]) -> None:
-    reader = TableReader("environment", _SCHEMA)
+def _apply_environment(
+    config: Config,
+    env: Mapping[str, str],
+    declarations: Mapping[str, SettingsDeclaration[Any]],
+    schema: Schema,
+) -> None:
+    reader = TableReader("environment", schema)
     for variable, dotted in _VARIABLE_KEYS:
         found = env_value(env, variable)
         if found is None:
@@ -505,10 +613,17 @@ def _apply_environment(config: Config, env: Mapping[str, str]) -> None:
         value = reader.parse_text(str, text, key, spelling)
         section = config.providers.setdefault(provider, ProviderConfig())
         setattr(section, name, value)
-
-
-_SCHEMA = Schema(
-    checks=CHECKS,
-    not_keys=frozenset({"home", "source", "channels.extra"}),
-    open_tables={"channels": "extra"},
-)
+    for section, declaration in declarations.items():
+        table, name = _split_section(section)
+        settings = _sections(config, table)[name]
+        for variable, key in declaration.environment.items():
+            found = env_value(env, variable)
+            if found is None:
+                continue
+            spelling, text = found
+            dotted = f"{section}.{key}"
+            hint = field_type(declaration.settings, key)
+            value = reader.parse_text(hint, text, KeyPath(dotted, dotted), spelling)
+            if key in declaration.paths and isinstance(value, str) and "://" not in value:
+                value = str(Path(value).expanduser().absolute())
+            setattr(settings, key, value)

@@ -1,7 +1,9 @@
 """The checks on single configuration values: ranges, enumerations, URLs, cron schedules.
 
 Each check returns what is wrong with a value, or None; `CHECKS` maps the dotted key patterns
-of `openpista.core.config_schema` (`providers.*.api`, `cron[].schedule`) to them.
+of `openpista.core.config_schema` (`providers.*.api`, `cron[].schedule`) to them. The public
+ones (`port`, `one_of`, `APPROVAL`, ...) are the vocabulary libraries check their own
+`[channels.NAME]` and `[tools.NAME]` settings with (see `openpista.core.settings`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from openpista.core.config_schema import Check, describe_value
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _MCP_SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _CHANNEL_ID = re.compile(r"^[A-Za-z0-9_-]+:\S.*$")
-_PHONE_NUMBER = re.compile(r"^\+?[0-9]+$")
 _CRON_ALIASES = frozenset(
     {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 )
@@ -28,7 +29,7 @@ def _choices(allowed: tuple[str, ...]) -> str:
     return ", ".join(shown[:-1]) + " or " + shown[-1]
 
 
-def _one_of(*allowed: str) -> Check:
+def one_of(*allowed: str) -> Check:
     def check(value: str) -> str | None:
         if value in allowed:
             return None
@@ -37,7 +38,7 @@ def _one_of(*allowed: str) -> Check:
     return check
 
 
-def _at_least(minimum: int) -> Check:
+def at_least(minimum: int) -> Check:
     def check(value: int) -> str | None:
         if value >= minimum:
             return None
@@ -46,22 +47,22 @@ def _at_least(minimum: int) -> Check:
     return check
 
 
-def _positive_seconds(value: float) -> str | None:
+def positive_seconds(value: float) -> str | None:
     return None if value > 0 else f"expected a number of seconds greater than 0, got {value:g}"
 
 
-def _port(value: int) -> str | None:
+def port(value: int) -> str | None:
     return None if 1 <= value <= 65535 else f"expected a port from 1 to 65535, got {value}"
 
 
-def _not_empty(what: str) -> Check:
+def not_empty(what: str) -> Check:
     def check(value: str) -> str | None:
         return None if value.strip() else f"expected {what}, got an empty string"
 
     return check
 
 
-def _http_url(value: str) -> str | None:
+def http_url(value: str) -> str | None:
     """Empty (the default applies) or an http(s) URL."""
     if not value:
         return None
@@ -73,7 +74,7 @@ def _http_url(value: str) -> str | None:
     return f"expected an http:// or https:// URL, got {describe_value(value)}"
 
 
-def _origin(value: str) -> str | None:
+def origin(value: str) -> str | None:
     from urllib.parse import urlsplit
 
     parts = urlsplit(value)
@@ -114,19 +115,6 @@ def _provider_model(value: str) -> str | None:
     return f'expected "provider/model" such as {example}, got {describe_value(value)}'
 
 
-def _telegram_user(value: int) -> str | None:
-    return None if value >= 1 else f"expected a Telegram user id (a positive integer), got {value}"
-
-
-def _phone_number(value: str) -> str | None:
-    if _PHONE_NUMBER.match(value):
-        return None
-    return (
-        'expected a phone number of digits with an optional leading "+" such as '
-        f'"+15551234567", got {describe_value(value)}'
-    )
-
-
 def _channel_id(value: str) -> str | None:
     if _CHANNEL_ID.match(value):
         return None
@@ -159,38 +147,25 @@ def _croniter_accepts(expression: str) -> bool:
     return bool(is_valid(expression, second_at_beginning=True))
 
 
-_APPROVAL = _one_of("", "auto", "ask")
+APPROVAL = one_of("", "auto", "ask")
 
 
 CHECKS: dict[str, Check] = {
     "agent.provider": _provider_name,
-    "agent.model": _not_empty('a model name such as "gpt-4.1-mini"'),
-    "agent.max_tool_rounds": _at_least(1),
-    "agent.timeout_s": _positive_seconds,
-    "agent.approval": _APPROVAL,
+    "agent.model": not_empty('a model name such as "gpt-4.1-mini"'),
+    "agent.max_tool_rounds": at_least(1),
+    "agent.timeout_s": positive_seconds,
+    "agent.approval": APPROVAL,
+    "agent.approval_timeout_s": positive_seconds,
+    "agent.context_tokens": at_least(0),
     "agent.fallback_models[]": _provider_model,
-    "providers.*.base_url": _http_url,
-    "providers.*.api": _one_of("", "chat", "responses", "anthropic"),
-    "database.url": _not_empty("a database path or SQLAlchemy URL"),
-    "tools.shell.timeout_s": _positive_seconds,
-    "tools.shell.max_output_chars": _at_least(1),
-    "skills.workspace": _not_empty("a directory"),
-    "channels.cli.approval": _APPROVAL,
-    "channels.telegram.approval": _APPROVAL,
-    "channels.telegram.allowed_users[]": _telegram_user,
-    "channels.telegram.api_url": _http_url,
-    "channels.telegram.webhook_url": _http_url,
-    "channels.telegram.webhook_port": _port,
-    "channels.web.approval": _APPROVAL,
-    "channels.web.host": _not_empty('a host or address such as "127.0.0.1"'),
-    "channels.web.port": _port,
-    "channels.web.cors_origins[]": _origin,
-    "channels.whatsapp.approval": _APPROVAL,
-    "channels.whatsapp.session_dir": _not_empty("a directory"),
-    "channels.whatsapp.allowed_numbers[]": _phone_number,
+    "providers.*.base_url": http_url,
+    "providers.*.api": one_of("", "chat", "responses", "anthropic"),
+    "database.url": not_empty("a database path or SQLAlchemy URL"),
+    "skills.workspace": not_empty("a directory"),
     "cron[].schedule": _cron_schedule,
     "cron[].channel_id": _channel_id,
-    "cron[].message": _not_empty("the message to send"),
-    "mcp.servers.*.command[]": _not_empty("a program or argument"),
-    "mcp.servers.*.url": _http_url,
+    "cron[].message": not_empty("the message to send"),
+    "mcp.servers.*.command[]": not_empty("a program or argument"),
+    "mcp.servers.*.url": http_url,
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -53,13 +53,16 @@ def toml_value(value: object) -> str:
     return str(value)
 
 
-SECRET_KEYS = frozenset({"api_key", "token", "webhook_secret"})
-"""Keys whose values never appear in messages, whatever their type."""
+SECRET_KEYS = frozenset({"api_key", "token", "secret", "password"})
+"""Keys whose values never appear in messages, whatever their type, in any section, also as
+the end of a key (`bot_token`, `client_secret`); a library's settings declaration can name
+more (`Schema.secrets`)."""
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 
 
 def is_secret_key(pattern: str) -> bool:
-    return pattern.rsplit(".", 1)[-1] in SECRET_KEYS
+    name = pattern.rsplit(".", 1)[-1].removesuffix("[]")
+    return any(name == secret or name.endswith(f"_{secret}") for secret in SECRET_KEYS)
 
 
 def describe_value(value: object, *, secret: bool = False) -> str:
@@ -123,8 +126,12 @@ class Schema:
     """Pattern (`agent.max_tool_rounds`, `cron[].schedule`) -> check run on the converted value."""
     not_keys: frozenset[str] = frozenset()
     """Patterns of dataclass fields that are not file keys (filled in by the loader)."""
-    open_tables: Mapping[str, str] = dataclasses.field(default_factory=lambda: {})
-    """Pattern of a table -> the field collecting its unknown sub-tables, unvalidated."""
+    sections: Mapping[str, Mapping[str, type]] = dataclasses.field(default_factory=lambda: {})
+    """Pattern of a table of sections (`channels`) -> section name -> the dataclass its settings
+    are read into. The table's field is a `dict[str, object]`; a section no dataclass is given
+    for is kept as a plain dict, unvalidated."""
+    secrets: frozenset[str] = frozenset()
+    """Patterns of further keys whose values never appear in messages."""
 
 
 def expected_type(hint: Any, key: KeyPath) -> str:
@@ -192,8 +199,14 @@ class TableReader:
         if problem is not None:
             raise self.fail(key, problem)
 
+    def is_secret(self, key: KeyPath) -> bool:
+        return is_secret_key(key.pattern) or key.pattern in self.schema.secrets
+
     def _convert(self, hint: Any, value: object, key: KeyPath) -> object:
-        if _is_dataclass_type(hint):
+        sections = self.schema.sections.get(key.pattern)
+        if sections is not None:
+            result: object = self._sections(sections, value, key)
+        elif _is_dataclass_type(hint):
             result = self._dataclass(hint, value, key)
         elif typing.get_origin(hint) is list:
             (item_hint,) = typing.get_args(hint)
@@ -233,7 +246,7 @@ class TableReader:
         else:
             raise TypeError(f"config schema: unsupported type {hint!r} at {key.pattern}")
         if not ok:
-            shown = describe_value(value, secret=is_secret_key(key.pattern))
+            shown = describe_value(value, secret=self.is_secret(key))
             raise self.fail(key, f"expected {expected_type(hint, key)}, got {shown}")
         return value
 
@@ -241,6 +254,20 @@ class TableReader:
         if not isinstance(value, dict):
             raise self.fail(key, f"expected a table ([{key.shown}]), got {describe_value(value)}")
         return cast(dict[str, object], value)
+
+    def _sections(
+        self, sections: Mapping[str, type], value: object, key: KeyPath
+    ) -> dict[str, object]:
+        # A section is a field of the table, not an entry: its checks are found under its own
+        # name (`channels.cli.approval`), not under `channels.*.approval`.
+        result: dict[str, object] = {}
+        for name, item in self._table(value, key).items():
+            cls = sections.get(name)
+            if cls is None:
+                result[name] = dict(self._table(item, key.entry(name)))
+            else:
+                result[name] = self._dataclass(cls, item, key.field(name))
+        return result
 
     def _dataclass(self, cls: Any, value: object, key: KeyPath) -> object:
         table = self._table(value, key)
@@ -251,19 +278,12 @@ class TableReader:
             if key.field(field.name).pattern not in self.schema.not_keys
         ]
         by_name = {field.name: field for field in fields}
-        open_field = self.schema.open_tables.get(key.pattern)
         values: dict[str, object] = {}
-        open_tables: dict[str, dict[str, Any]] = {}
         for name, item in table.items():
             if name in by_name:
                 values[name] = self._convert(hints[name], item, key.field(name))
-            elif open_field is not None:
-                # A section the schema does not know (a third-party channel): kept, unvalidated.
-                open_tables[name] = dict(self._table(item, key.entry(name)))
             else:
                 raise self.fail(key.field(name), _unknown_key_problem(name, list(by_name)))
-        if open_field is not None:
-            values[open_field] = open_tables
         required = [field.name for field in fields if not _field_has_default(field)]
         for name in required:
             if name not in values:
@@ -313,7 +333,7 @@ class TableReader:
 
 
 def field_type(root: type, dotted: str) -> Any:
-    """The type hint of the field at a plain dotted path (`channels.telegram.webhook_port`)."""
+    """The type hint of the field at a plain dotted path (`agent.timeout_s`)."""
     hint: Any = root
     for name in dotted.split("."):
         hint = typing.get_type_hints(hint)[name]
@@ -340,7 +360,11 @@ def _collect_keys(cls: Any, key: KeyPath, schema: Schema, rows: list[tuple[str, 
         hint = hints[field.name]
         origin = typing.get_origin(hint)
         args = typing.get_args(hint)
-        if _is_dataclass_type(hint):
+        sections = schema.sections.get(child.pattern)
+        if sections is not None:
+            for name in sorted(sections):
+                _collect_keys(sections[name], child.field(name), schema, rows)
+        elif _is_dataclass_type(hint):
             _collect_keys(hint, child, schema, rows)
         elif origin is dict and _is_dataclass_type(args[1]):
             _collect_keys(args[1], child.entry("NAME"), schema, rows)
@@ -353,13 +377,19 @@ def _collect_keys(cls: Any, key: KeyPath, schema: Schema, rows: list[tuple[str, 
 
 
 def _unknown_key_problem(name: str, known: list[str]) -> str:
-    import difflib  # only on this error path
-
     problem = f"unknown key; expected one of: {', '.join(known)}"
-    close = difflib.get_close_matches(name, known, n=1)
-    if close:
-        problem += f" (did you mean {close[0]}?)"
+    close = closest(name, known)
+    if close is not None:
+        problem += f" (did you mean {close}?)"
     return problem
+
+
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The one of `known` that `name` is most likely a misspelling of, if any is close."""
+    import difflib  # only on error paths
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return close[0] if close else None
 
 
 def _listing(names: list[str]) -> str:

@@ -1,4 +1,5 @@
-"""Finding the providers, tools, channels and skill runners installed as entry points.
+"""Finding the providers, tools, channels, skill runners and settings installed as entry points,
+ours and third parties'.
 
 Third parties' entry points are found exactly like ours. An entry point is only imported when
 it is loaded, so listing what is installed stays cheap; importlib.metadata itself (tens of
@@ -19,12 +20,15 @@ TOOLS_GROUP = "openpista.tools"
 CHANNELS_GROUP = "openpista.channels"
 SKILL_RUNNERS_GROUP = "openpista.skill_runners"
 """Entry name: a skill mode (`subprocess`, `wasm`, `container`); object: a SkillRunnerFactory."""
+SETTINGS_GROUP = "openpista.settings"
+"""Entry names are config sections (`channels.NAME`, `tools.NAME`); see openpista.core.settings."""
 
 _KINDS = {
     PROVIDERS_GROUP: "provider",
     TOOLS_GROUP: "tool set",
     CHANNELS_GROUP: "channel",
     SKILL_RUNNERS_GROUP: "skill runner",
+    SETTINGS_GROUP: "settings declaration",
 }
 
 
@@ -47,12 +51,33 @@ def load(group: str, name: str) -> Any:
         raise OpenpistaError(
             f"no openpista {kind} named '{name}' is installed; installed: {installed}"
         )
-    entry = matches[0]
+    return _load_entry(matches[0], kind)
+
+
+def load_all(group: str) -> list[tuple[EntryPoint, Any]]:
+    """Every entry point of `group` with the object it names, sorted by name; of two entry
+    points with one name (two distributions claiming it) the first found is kept."""
+    from importlib.metadata import entry_points
+
+    kind = _KINDS.get(group, f"'{group}' plugin")
+    seen: set[str] = set()
+    loaded: list[tuple[EntryPoint, Any]] = []
+    for entry in sorted(entry_points(group=group), key=lambda entry: entry.name):
+        if entry.name not in seen:
+            seen.add(entry.name)
+            loaded.append((entry, _load_entry(entry, kind)))
+    return loaded
+
+
+def distribution_name(entry: EntryPoint) -> str:
+    return entry.dist.name if entry.dist is not None else "the distribution that provides it"
+
+
+def _load_entry(entry: EntryPoint, kind: str) -> Any:
     try:
         return entry.load()
     except Exception as exc:
-        dist = entry.dist.name if entry.dist is not None else "the distribution that provides it"
         raise OpenpistaError(
-            f"the openpista {kind} '{name}' ({entry.value}) failed to load: "
-            f"{type(exc).__name__}: {exc}; reinstall {dist}"
+            f"the openpista {kind} '{entry.name}' ({entry.value}) failed to load: "
+            f"{type(exc).__name__}: {exc}; reinstall {distribution_name(entry)}"
         ) from exc

@@ -251,8 +251,12 @@ class SubprocessSkillRunner:
     @classmethod
     def from_config(cls, config: Config) -> SubprocessSkillRunner:
         """The `subprocess` entry point: timeout and output limit from `[tools.shell]`."""
-        shell = config.tools.shell
-        return cls(default_timeout_s=shell.timeout_s, max_output_chars=shell.max_output_chars)
+        # [tools.shell] is declared by openpista-tools, which core may not import: read by name.
+        shell = config.tools.get("shell")
+        return cls(
+            default_timeout_s=float(getattr(shell, "timeout_s", 30.0)),
+            max_output_chars=int(getattr(shell, "max_output_chars", 10000)),
+        )
 
     def availability(self) -> str | None:
         return None

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from openpista.core.errors import ToolError
 from openpista.core.process import ProcessResult, run_process, truncate_output
 from openpista.core.tool import Tool, ToolContext, ToolOutput
+from openpista.tools.settings import ShellSettings
 
 if TYPE_CHECKING:
     from openpista.core.config import Config
@@ -165,5 +166,5 @@ def _describe(result: ProcessResult, *, timeout_s: float, from_config: bool) -> 
 
 def create_tools(config: Config) -> list[Tool]:
     """The `openpista.tools` entry point `system`: system.run, set up from `[tools.shell]`."""
-    shell = config.tools.shell
+    shell = config.section("tools.shell", ShellSettings)
     return [SystemRunTool(timeout_s=shell.timeout_s, max_output_chars=shell.max_output_chars)]
