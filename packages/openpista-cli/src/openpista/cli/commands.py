@@ -91,9 +91,8 @@ def run(
     text: str, session_id: str | None, provider: str | None, model: str | None, as_json: bool
 ) -> None:
     """Run one task: the final reply on stdout, tool activity on stderr."""
-    import asyncio
-
     from openpista.cli.oneshot import run_once
+    from openpista.cli.signals import run_cancellable
 
     coroutine = run_once(
         _globals().config_path,
@@ -103,7 +102,7 @@ def run(
         model=model,
         as_json=as_json,
     )
-    sys.exit(asyncio.run(coroutine))
+    sys.exit(run_cancellable(coroutine))
 
 
 @cli.command()

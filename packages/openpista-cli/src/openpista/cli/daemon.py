@@ -1,8 +1,8 @@
-"""`openpista start`: every enabled channel plus cron, until SIGTERM or Ctrl-C.
+"""`openpista start`: every enabled channel plus cron, until SIGTERM, SIGHUP or Ctrl-C.
 
 Writes OPENPISTA_HOME/openpista.pid while running and removes it on exit. On a signal the
 channels stop taking messages, in-flight replies get a grace period to finish and are then
-cancelled cleanly.
+cancelled cleanly (at once on a second signal); a cancelled tool's process group is killed.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from openpista.cli.runtime import (
     enabled_but_missing_channels,
     open_runtime,
 )
+from openpista.cli.signals import STOP_SIGNALS
 from openpista.core.config import Config, load_config
 from openpista.core.errors import OpenpistaError
 from openpista.core.gateway import Gateway
@@ -68,25 +68,32 @@ class PidFile:
 async def _serve(config: Config) -> int:
     # Signal handlers come first, so a signal during start-up also shuts down cleanly.
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop, hurry = asyncio.Event(), asyncio.Event()
+
+    def on_signal() -> None:
+        # The first signal starts a graceful shutdown, a second one cuts it short.
+        (hurry if stop.is_set() else stop).set()
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, on_signal)
     pid_file = PidFile(config.home / "openpista.pid")
     try:
         pid_file.acquire()
         try:
             async with open_runtime(config) as runtime:
-                await _serve_until_stopped(config, runtime, stop)
+                await _serve_until_stopped(config, runtime, stop, hurry)
         finally:
             pid_file.release()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
     sys.stderr.write("openpista: stopped\n")
     return 0
 
 
-async def _serve_until_stopped(config: Config, runtime: Runtime, stop: asyncio.Event) -> None:
+async def _serve_until_stopped(
+    config: Config, runtime: Runtime, stop: asyncio.Event, hurry: asyncio.Event
+) -> None:
     for name in enabled_but_missing_channels(config):
         sys.stderr.write(
             f"openpista: warning: channels.{name} is enabled, but no installed distribution "
@@ -129,15 +136,25 @@ async def _serve_until_stopped(config: Config, runtime: Runtime, stop: asyncio.E
     for adapter in channels.values():
         with contextlib.suppress(Exception):
             await adapter.stop()
-    try:
-        async with asyncio.timeout(SHUTDOWN_GRACE_S):
-            await gateway.shutdown()
-    except TimeoutError:
-        await gateway.shutdown(cancel=True)
+    await _shut_down(gateway, hurry)
     leftovers = [*running, stopped, *([cron_task] if cron_task else [])]
     for task in leftovers:
         task.cancel()
     await asyncio.gather(*leftovers, return_exceptions=True)
+
+
+async def _shut_down(gateway: Gateway, hurry: asyncio.Event) -> None:
+    """Let in-flight replies finish for SHUTDOWN_GRACE_S (less on a second signal), then
+    cancel them: cancelled tools kill their process groups."""
+    graceful = asyncio.create_task(gateway.shutdown())
+    hurried = asyncio.create_task(hurry.wait())
+    await asyncio.wait({graceful, hurried}, timeout=SHUTDOWN_GRACE_S, return_when="FIRST_COMPLETED")
+    hurried.cancel()
+    if not graceful.done():
+        graceful.cancel()
+        await asyncio.gather(graceful, hurried, return_exceptions=True)
+        await gateway.shutdown(cancel=True)
+    await asyncio.gather(graceful, hurried, return_exceptions=True)
 
 
 def run_daemon(config_path: Path | None) -> int:
