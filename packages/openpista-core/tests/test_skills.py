@@ -262,3 +262,14 @@ async def test_skill_run_through_the_registry_reports_failures_to_the_llm(tmp_pa
     assert result.output == "skill fails exited with code 1: nope"
     bad = await registry.dispatch(ToolCall("d", "skill.run", '{"args": {}}'), CONTEXT)
     assert "missing required property 'name'" in bad.output
+
+
+async def test_a_subprocess_skill_does_not_see_openpistas_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-should-not-leak")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:should-not-leak")
+    write_skill(tmp_path / "envdump", "---\nname: envdump\n---\n", run_sh="env\n")
+    out = await SkillRunTool(SkillLoader(tmp_path)).run({"name": "envdump"}, CONTEXT)
+    assert "OPENPISTA_SKILL_ARGS={}" in out.text
+    assert "should-not-leak" not in out.text

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from openpista.core.secrets import scrubbed_environment
+
 # Give a killed group this long to close its pipes before we stop reading them.
 _DRAIN_AFTER_KILL_S = 2.0
 # After the process exits, read what is left in its pipes for at most this long: a child it
@@ -144,6 +146,9 @@ async def run_process(
     awaiting this is cancelled (a signal, a shutdown), the group is killed before the
     cancellation goes on. Keeps at most `max_bytes` of each of stdout and stderr. Raises
     OSError when the program cannot be started (missing, not executable, bad cwd).
+
+    `env` defaults to this process's environment without openpista's own secrets
+    (core/secrets.py); a caller passing its own should start from `scrubbed_environment()`.
     """
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.subprocess_exec(
@@ -153,7 +158,7 @@ async def run_process(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=cwd,
-        env=dict(env) if env is not None else None,
+        env=dict(env) if env is not None else scrubbed_environment(),
         start_new_session=True,
     )
     process = asyncio.subprocess.Process(transport, protocol, loop)

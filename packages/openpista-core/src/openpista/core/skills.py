@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol, cast
 
 from openpista.core.errors import ToolError
 from openpista.core.process import run_process, truncate_output
+from openpista.core.secrets import scrubbed_environment
 from openpista.core.tool import ToolContext, ToolOutput
 
 logger = logging.getLogger(__name__)
@@ -282,7 +283,7 @@ class SkillRunTool:
             )
         args_json = json.dumps(args, ensure_ascii=False)
         timeout_s = skill.timeout_s if skill.timeout_s is not None else self.default_timeout_s
-        env = {**os.environ, SKILL_ARGS_ENV: args_json}
+        env = {**scrubbed_environment(), SKILL_ARGS_ENV: args_json}
         try:
             result = await run_process(
                 argv,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from openpista.core.errors import ProviderError
 from openpista.core.provider import LlmProvider, ProviderSettings
+from openpista.core.secrets import register_secret_variables
 
 if TYPE_CHECKING:
     from openpista.providers.chat_completions import ChatCompletionsProvider
@@ -77,6 +78,10 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
     }
 )
 """Every preset this distribution serves, in the order `openpista model list` shows them."""
+
+# Tools never see the keys openpista reads (core's list holds the contract's; this keeps it
+# complete as presets are added).
+register_secret_variables(preset.key_env for preset in PRESETS.values())
 
 # Protocols named in `[providers.NAME] api` that this module does not speak yet.
 _LATER_PROTOCOLS = {
