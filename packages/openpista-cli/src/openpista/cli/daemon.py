@@ -16,12 +16,13 @@ from pathlib import Path
 
 from openpista.cli.runtime import (
     Runtime,
+    channel_enabled,
     create_channels,
     enabled_but_missing_channels,
     open_runtime,
 )
 from openpista.cli.signals import STOP_SIGNALS
-from openpista.core.config import Config, load_config
+from openpista.core.config import Config, channel_names, load_config
 from openpista.core.errors import OpenpistaError
 from openpista.core.gateway import Gateway
 
@@ -76,6 +77,7 @@ async def _serve(config: Config) -> int:
 
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, on_signal)
+    _check_cron_jobs(config)
     pid_file = PidFile(config.home / "openpista.pid")
     try:
         pid_file.acquire()
@@ -89,6 +91,19 @@ async def _serve(config: Config) -> int:
             loop.remove_signal_handler(signum)
     sys.stderr.write("openpista: stopped\n")
     return 0
+
+
+def _check_cron_jobs(config: Config) -> None:
+    """Jobs that could never fire or be delivered are configuration errors, found before the
+    PID file is written or any channel starts."""
+    if not config.cron:
+        return
+    from openpista.core.cron import check_jobs
+
+    enabled = {name for name in channel_names(config) if channel_enabled(config, name)}
+    served = enabled - set(enabled_but_missing_channels(config))
+    source = str(config.source) if config.source else "configuration"
+    check_jobs(config.cron, served=served, enabled=enabled, source=source)
 
 
 async def _serve_until_stopped(
@@ -111,10 +126,12 @@ async def _serve_until_stopped(
         for name, adapter in channels.items()
     }
     cron_task: asyncio.Task[None] | None = None
+    scheduler = None
     if config.cron:
         from openpista.core.cron import CronScheduler
 
-        cron_task = asyncio.create_task(CronScheduler(config.cron, gateway.dispatch).run())
+        scheduler = CronScheduler(config.cron, gateway.dispatch)
+        cron_task = asyncio.create_task(scheduler.run())
     names = ", ".join(channels) or "no channels"
     jobs = f", {len(config.cron)} cron job(s)" if config.cron else ""
     sys.stderr.write(f"openpista: serving {names}{jobs} (pid {os.getpid()})\n")
@@ -133,6 +150,8 @@ async def _serve_until_stopped(
     if not stop.is_set():
         sys.stderr.write("openpista: every channel's input has ended and no cron job is set\n")
 
+    if scheduler is not None:
+        scheduler.stop()  # no cron message may start a turn once shutdown has begun
     for adapter in channels.values():
         with contextlib.suppress(Exception):
             await adapter.stop()
