@@ -42,8 +42,25 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _is_openpista(pid: int) -> bool:
+    """Whether `pid` runs openpista; True where the system cannot say (no /proc)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return True
+    args = [arg.decode(errors="replace") for arg in cmdline.split(b"\0") if arg]
+    # `.../bin/openpista start`, `python .../bin/openpista start`, `python -m openpista.cli.main`
+    return any(Path(arg).name.startswith("openpista") for arg in args[:3])
+
+
 class PidFile:
-    """OPENPISTA_HOME/openpista.pid: refuses a second daemon, tolerates a stale file."""
+    """OPENPISTA_HOME/openpista.pid: refuses a second daemon, tolerates a stale file.
+
+    A file is stale when its process is gone or is not openpista (after a reboot the PID may
+    belong to anything); it is written readable by the owner only.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -53,12 +70,20 @@ class PidFile:
             other = int(self.path.read_text().strip())
         except (FileNotFoundError, ValueError):
             other = None
-        if other is not None and other != os.getpid() and _pid_alive(other):
+        if (
+            other is not None
+            and other != os.getpid()
+            and _pid_alive(other)
+            and _is_openpista(other)
+        ):
             raise OpenpistaError(
                 f"openpista is already running (pid {other}, {self.path}); stop it first"
             )
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.path.write_text(f"{os.getpid()}\n")
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            os.fchmod(fd, 0o600)  # a stale file may have been made with wider permissions
+            file.write(f"{os.getpid()}\n")
 
     def release(self) -> None:
         with contextlib.suppress(FileNotFoundError, ValueError):
