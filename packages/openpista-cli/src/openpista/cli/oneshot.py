@@ -39,6 +39,13 @@ class ActivityPrinter:
             self._indicator.resume()  # the model has the results: waiting for it again
 
 
+def _report_failure(message: str, as_json: bool) -> None:
+    """The message on stderr, and with --json also as {"error": MESSAGE} on stdout."""
+    print_error(message)
+    if as_json:
+        sys.stdout.write(json.dumps({"error": message}, ensure_ascii=False) + "\n")
+
+
 async def run_once(
     config_path: Path | None,
     text: str,
@@ -66,13 +73,14 @@ async def run_once(
                 )
         except ProviderError as exc:
             await indicator.pause()
-            print_error(str(exc))
+            _report_failure(str(exc), as_json)
             return 1
         except TimeoutError:
             await indicator.pause()
-            print_error(
+            _report_failure(
                 f"no reply within {config.agent.timeout_s:g} s (agent.timeout_s); "
-                f"the conversation so far is kept in session {session.id}"
+                f"the conversation so far is kept in session {session.id}",
+                as_json,
             )
             return 1
         finally:

@@ -265,10 +265,7 @@ class SkillRunTool:
             return await self._run_subprocess(skill, args)
         runner = self.runners.get(skill.mode)
         if runner is None:
-            raise ToolError(
-                f"skill {skill.name} uses mode '{skill.mode}', which needs openpista-sandbox: "
-                "install it (pip install openpista-sandbox) and restart openpista"
-            )
+            raise ToolError(_missing_runner(skill))
         return await runner.run(skill, args)
 
     async def _run_subprocess(self, skill: Skill, args: dict[str, Any]) -> ToolOutput:
@@ -301,3 +298,26 @@ class SkillRunTool:
             raise ToolError(f"skill {skill.name} exited with code {result.exit_code}: {stderr}")
         output = result.stdout if result.stdout.strip() else f"(skill {skill.name} printed nothing)"
         return ToolOutput(truncate_output(output, self.max_output_chars))
+
+
+_RUNTIMES = {"wasm": "the WASM runtime", "container": "the container runtime"}
+
+
+def _missing_runner(skill: Skill) -> str:
+    """Why no runner serves `skill`'s mode, and what would: telling a user to install
+    openpista-sandbox when it is installed (but has no runner for the mode) helps nobody."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    runtime = _RUNTIMES.get(skill.mode, f"a {skill.mode} runner")
+    needs = f"skill {skill.name} uses mode '{skill.mode}', which needs {runtime}"
+    try:
+        installed = version("openpista-sandbox")
+    except PackageNotFoundError:
+        return (
+            f"{needs} from openpista-sandbox, which is not installed: install it "
+            "(pip install openpista-sandbox) and restart openpista"
+        )
+    return (
+        f"{needs}, and the installed openpista-sandbox {installed} provides no "
+        f"{skill.mode} runner yet; run this skill's job another way (a subprocess skill)"
+    )
