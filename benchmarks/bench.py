@@ -21,6 +21,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Iterator
@@ -117,10 +118,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    # Installed packages are byte-compiled (uv sync with compile-bytecode, as pip does); the
-    # workspace's own editable sources are not, so compile them too, or every start would
-    # compile them from source.
+    # Measure starts as a pip install leaves them, byte-compiled (`uv sync --compile-bytecode`
+    # does it for the installed packages; the workspace's editable sources never are): with
+    # PYTHONDONTWRITEBYTECODE set, every start would otherwise compile from source.
     sources = [str(p) for p in (HERE.parent / "packages").glob("*/src")]
+    sources.append(sysconfig.get_paths()["purelib"])
     subprocess.run([sys.executable, "-m", "compileall", "-q", *sources], check=True)
 
     with tempfile.TemporaryDirectory() as tmp, fake_llm() as base_url:

@@ -458,6 +458,15 @@ def test_invalid_cron_schedules_name_the_entry(tmp_path: Path, schedule: str, pr
     assert problem in error.problem
 
 
+@pytest.mark.parametrize("schedule", ["0 0 31 2 *", "0 0 0 30 2 *"])
+def test_a_cron_schedule_that_never_fires_is_refused(tmp_path: Path, schedule: str) -> None:
+    error = config_error(tmp_path, cron_file(schedule))
+    assert error.key == "cron[0].schedule"
+    assert (
+        error.problem == f"{schedule!r} never fires: no date matches it (is the day in that month?)"
+    )
+
+
 def test_cron_entries_need_schedule_channel_and_message(tmp_path: Path) -> None:
     error = config_error(tmp_path, '[[cron]]\nschedule = "0 9 * * *"\nchannel_id = "cli:x"\n')
     assert error.key == "cron[0].message"

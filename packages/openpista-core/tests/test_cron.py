@@ -9,7 +9,8 @@ from datetime import datetime
 import pytest
 
 from openpista.core.config import CronJobConfig
-from openpista.core.cron import CronScheduler, next_fire_time, validate_schedule
+from openpista.core.cron import CronScheduler, check_jobs, next_fire_time, validate_schedule
+from openpista.core.errors import ConfigError
 from openpista.core.models import ChannelEvent
 
 
@@ -152,3 +153,41 @@ async def test_times_missed_while_asleep_fire_once_not_for_each_missed_time() ->
     )
     await run_until(scheduler, second)
     assert len(received) == 2
+
+
+async def test_no_job_fires_once_the_scheduler_is_stopped() -> None:
+    received: list[ChannelEvent] = []
+
+    async def dispatch(event: ChannelEvent) -> None:
+        received.append(event)
+
+    scheduler = CronScheduler([CronJobConfig("* * * * * *", "cli:local", "x")], dispatch)
+    scheduler.stop()
+    await asyncio.wait_for(scheduler.run(), 5)  # returns instead of waiting for the next second
+    assert received == []
+
+
+async def test_stop_during_the_wait_ends_run_without_firing() -> None:
+    async def dispatch(event: ChannelEvent) -> None:
+        raise AssertionError("nothing should fire after stop")
+
+    scheduler = CronScheduler([CronJobConfig("0 0 1 1 *", "cli:local", "x")], dispatch)
+    task = asyncio.create_task(scheduler.run())
+    await asyncio.sleep(0.05)
+    scheduler.stop()
+    await asyncio.wait_for(task, 5)
+
+
+def test_jobs_for_a_channel_that_is_not_served_are_configuration_errors() -> None:
+    jobs = [
+        CronJobConfig("0 9 * * *", "cli:local", "fine"),
+        CronJobConfig("0 9 * * *", "telegram:1", "nobody hears this"),
+    ]
+    check_jobs(jobs[:1], served={"cli"}, enabled={"cli"}, source="config.toml")
+    with pytest.raises(ConfigError) as raised:
+        check_jobs(jobs, served={"cli"}, enabled={"cli"}, source="config.toml")
+    assert raised.value.key == "cron[1].channel_id"
+    assert "channel 'telegram' is not enabled" in raised.value.problem
+    assert "[channels.telegram]" in raised.value.problem
+    with pytest.raises(ConfigError, match="no installed distribution provides it"):
+        check_jobs(jobs, served={"cli"}, enabled={"cli", "telegram"}, source="config.toml")

@@ -241,26 +241,29 @@ async def test_a_subprocess_skill_without_a_program_is_a_tool_error(tmp_path: Pa
         await SkillRunTool(SkillLoader(tmp_path)).run({"name": "docs-only"}, CONTEXT)
 
 
-async def test_a_wasm_skill_without_a_wasm_runner_says_what_is_missing(tmp_path: Path) -> None:
+async def test_a_wasm_skill_without_a_runner_says_what_is_missing(tmp_path: Path) -> None:
+    # openpista-sandbox is installed in the workspace but has no WASM runner yet: the message
+    # must not tell the user to install it.
     write_skill(tmp_path / "hello-wasm", "---\nmode: wasm\n---\n")
     with pytest.raises(ToolError) as raised:
         await SkillRunTool(SkillLoader(tmp_path)).run({"name": "hello-wasm"}, CONTEXT)
-    assert str(raised.value) == (
-        "skill hello-wasm uses mode 'wasm', but no installed distribution provides a 'wasm' "
-        "skill runner (openpista-sandbox provides it once its WASM runtime lands)"
-    )
+    message = str(raised.value)
+    assert message.startswith("skill hello-wasm uses mode 'wasm', which needs the WASM runtime")
+    assert "the installed openpista-sandbox" in message
+    assert "provides no wasm runner yet" in message
+    assert "pip install" not in message
 
 
 def test_every_mode_has_a_missing_runner_message_naming_it(tmp_path: Path) -> None:
     for mode in ("subprocess", "wasm", "container"):
         skill = Skill("s", "", mode, "", None, "", tmp_path)
-        assert f"a '{mode}' skill runner (" in missing_runner_message(skill)
+        assert f"mode '{mode}'" in missing_runner_message(skill)
 
 
 async def test_subprocess_skills_need_a_subprocess_runner_too(tmp_path: Path) -> None:
     write_skill(tmp_path / "echo", "", run_sh="echo hi\n")
     tool = SkillRunTool(SkillLoader(tmp_path), runners={})
-    with pytest.raises(ToolError, match="no installed distribution provides a 'subprocess'"):
+    with pytest.raises(ToolError, match="no subprocess skill runner is registered"):
         await tool.run({"name": "echo"}, CONTEXT)
 
 
@@ -331,3 +334,14 @@ async def test_skill_run_through_the_registry_reports_failures_to_the_llm(tmp_pa
     assert result.output == "skill fails exited with code 1: nope"
     bad = await registry.dispatch(ToolCall("d", "skill.run", '{"args": {}}'), CONTEXT)
     assert "missing required property 'name'" in bad.output
+
+
+async def test_a_subprocess_skill_does_not_see_openpistas_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-should-not-leak")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:should-not-leak")
+    write_skill(tmp_path / "envdump", "---\nname: envdump\n---\n", run_sh="env\n")
+    out = await SkillRunTool(SkillLoader(tmp_path)).run({"name": "envdump"}, CONTEXT)
+    assert "OPENPISTA_SKILL_ARGS={}" in out.text
+    assert "should-not-leak" not in out.text

@@ -147,6 +147,17 @@ def test_ollama_base_url_from_the_environment_gets_v1_when_it_lacks_it(
     assert chat_provider(configured).base_url == "http://other:1/v1"
 
 
+def test_an_ollama_host_root_from_any_source_gets_v1(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The config loader merges OLLAMA_BASE_URL into [providers.ollama] base_url: the preset's
+    # rule must hold for what arrives that way too.
+    monkeypatch.delenv("OLLAMA_BASE_URL", raising=False)
+    configured = ProviderSettings(name="ollama", model="m", base_url="http://gpu-box:11434/")
+    assert chat_provider(configured).base_url == "http://gpu-box:11434/v1"
+    # Other presets take their base URL as given.
+    custom = ProviderSettings(name="custom", model="m", base_url="http://127.0.0.1:8000/api")
+    assert chat_provider(custom).base_url == "http://127.0.0.1:8000/api"
+
+
 def test_custom_needs_a_base_url() -> None:
     with pytest.raises(ProviderError) as caught:
         create_provider(ProviderSettings(name="custom", model="m"))

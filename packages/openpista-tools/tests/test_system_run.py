@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,35 @@ async def test_endless_output_is_bounded_in_memory_and_reported() -> None:
     assert "more bytes than are kept here" in output.text
     assert "output truncated" in output.text
     assert len(output.text) < 2200
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "(sleep 300; echo never) & echo $! > {pidfile}; echo started",
+        "python3 -c 'import time; time.sleep(300)' & echo $! > {pidfile}; echo started",
+    ],
+)
+async def test_a_background_child_is_left_running_and_the_call_returns_at_once(
+    tmp_path: Path, command: str
+) -> None:
+    pidfile = tmp_path / "background.pid"
+    tool = SystemRunTool(timeout_s=20)
+    started = asyncio.get_running_loop().time()
+    out = await tool.run({"command": command.format(pidfile=pidfile)}, CONTEXT)
+    elapsed = asyncio.get_running_loop().time() - started
+    background = int(pidfile.read_text())
+    try:
+        assert elapsed < 5, f"system.run waited {elapsed:.1f} s for the background child"
+        assert out.is_error is False
+        assert out.text.startswith("exit code: 0\n(processes it started in the background keep")
+        assert out.text.endswith("--- stdout ---\nstarted")
+        assert not _process_is_gone(background), "the background child was killed"
+    finally:
+        # The whole group: the subshell's `sleep` too.
+        os.killpg(os.getpgid(background), signal.SIGKILL)
+
+
+async def test_a_command_without_background_children_does_not_mention_them() -> None:
+    out = await SystemRunTool().run({"command": "sleep 0.1 & wait; echo done"}, CONTEXT)
+    assert out.text == "exit code: 0\n--- stdout ---\ndone"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -80,30 +81,60 @@ def _globals() -> Globals:
     return click.get_current_context().find_object(Globals) or Globals(None, "warning", None, False)
 
 
+def _task_from(text: str | None) -> str:
+    """The task: `-e TEXT`; with `-e -`, or stdin piped and no -e, what stdin holds."""
+    from openpista.cli.errors import print_error
+
+    if text == "-" or (text is None and not sys.stdin.isatty()):
+        task = sys.stdin.read().strip()
+        if task:
+            return task
+        print_error("the task read from stdin is empty; pipe the task in, or give it with -e")
+        raise SystemExit(2)
+    if text is None:
+        print_error(
+            'no task: give it with -e TEXT (openpista run -e "..."), or pipe it on stdin '
+            '(echo "..." | openpista run, or -e - to read stdin)'
+        )
+        raise SystemExit(2)
+    return text
+
+
 @cli.command()
-@click.option("-e", "--exec", "text", required=True, help="The task or message for the agent.")
+@click.option(
+    "-e", "--exec", "text", help="The task or message for the agent; `-` reads it from stdin."
+)
 @click.option("-s", "--session", "session_id", help="Continue this session (created if new).")
 @click.option("--provider", help="Provider for this run (overrides [agent] provider).")
 @click.option("--model", help="Model for this run (overrides [agent] model).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @_guarded
 def run(
-    text: str, session_id: str | None, provider: str | None, model: str | None, as_json: bool
+    text: str | None, session_id: str | None, provider: str | None, model: str | None, as_json: bool
 ) -> None:
-    """Run one task: the final reply on stdout, tool activity on stderr."""
-    import asyncio
+    """Run one task: the final reply on stdout, tool activity on stderr.
 
+    The task comes from -e, or from stdin when piped (or with `-e -`).
+    """
     from openpista.cli.oneshot import run_once
+    from openpista.cli.signals import run_cancellable
+    from openpista.core.errors import OpenpistaError
 
     coroutine = run_once(
         _globals().config_path,
-        text,
+        _task_from(text),
         session_id=session_id or _globals().session_id,
         provider=provider,
         model=model,
         as_json=as_json,
     )
-    sys.exit(asyncio.run(coroutine))
+    try:
+        status = run_cancellable(coroutine)
+    except OpenpistaError as exc:
+        if as_json:  # scripts parsing stdout learn of failures found before the turn too
+            sys.stdout.write(json.dumps({"error": str(exc)}, ensure_ascii=False) + "\n")
+        raise
+    sys.exit(status)
 
 
 @cli.command()
@@ -131,13 +162,16 @@ def session() -> None:
 
 
 @session.command("list")
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="Show at most N sessions (the most recent)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_guarded
-def session_list(as_json: bool) -> None:
+def session_list(limit: int | None, as_json: bool) -> None:
     """List sessions, most recent first."""
     from openpista.cli.sessions import list_sessions
 
-    list_sessions(_globals().config_path, as_json=as_json)
+    list_sessions(_globals().config_path, as_json=as_json, limit=limit)
 
 
 @session.command("show")

@@ -7,7 +7,6 @@ one starts.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
@@ -35,4 +34,6 @@ async def _chat(config: Config, session_id: str | None) -> int:
 
 
 def run_interactive(config_path: Path | None, session_id: str | None) -> int:
-    return asyncio.run(_chat(load_config(config_path), session_id))
+    from openpista.cli.signals import run_cancellable
+
+    return run_cancellable(_chat(load_config(config_path), session_id))

@@ -82,6 +82,13 @@ def _say(line: str) -> None:
     sys.stderr.flush()
 
 
+def _report_failure(message: str, as_json: bool) -> None:
+    """The message on stderr, and with --json also as {"error": MESSAGE} on stdout."""
+    print_error(message)
+    if as_json:
+        sys.stdout.write(json.dumps({"error": message}, ensure_ascii=False) + "\n")
+
+
 async def run_once(
     config_path: Path | None,
     text: str,
@@ -114,9 +121,9 @@ async def run_once(
     session = response.session_id
     if response.is_error:
         message = response.content.removeprefix("❌").strip()
-        if as_json:
-            sys.stdout.write(json.dumps({"error": message}, ensure_ascii=False) + "\n")
-        print_error(f"{message} (the conversation so far is kept in session {session})")
+        _report_failure(
+            f"{message} (the conversation so far is kept in session {session})", as_json
+        )
         return 1
     if as_json:
         payload = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,6 +17,15 @@ from openpista.core.memory import MemoryStore
 from openpista.core.models import Message, Session
 
 T = TypeVar("T")
+
+# C0 and C1 control characters and DEL: a session id can hold them (`-s $'a\x1b[31m'`), and
+# printed raw they would drive the terminal instead of being read.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters shown as `\\xNN` escapes, for human-readable output."""
+    return _CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 def _with_memory(config_path: Path | None, work: Callable[[MemoryStore], Awaitable[T]]) -> T:
@@ -48,19 +58,22 @@ def message_json(message: Message) -> dict[str, Any]:
     }
 
 
-def list_sessions(config_path: Path | None, *, as_json: bool) -> None:
-    sessions = _with_memory(config_path, lambda memory: memory.list_sessions())
+def list_sessions(config_path: Path | None, *, as_json: bool, limit: int | None = None) -> None:
+    sessions = _with_memory(config_path, lambda memory: memory.list_sessions(limit))
     if as_json:
         sys.stdout.write(json.dumps([_session_json(s) for s in sessions]) + "\n")
         return
     if not sessions:
         sys.stdout.write('No sessions yet. Start one with: openpista run -e "hello"\n')
         return
-    width = max(len(s.id) for s in sessions)
+    rows = [(printable(s.id), printable(s.channel_id), s) for s in sessions]
+    width = max(len(session_id) for session_id, _, _ in rows)
     sys.stdout.write(f"{'SESSION':<{width}}  {'CHANNEL':<16}  {'UPDATED':<19}  MESSAGES\n")
-    for s in sessions:
+    for session_id, channel_id, s in rows:
         updated = s.updated_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-        sys.stdout.write(f"{s.id:<{width}}  {s.channel_id:<16}  {updated:<19}  {s.message_count}\n")
+        sys.stdout.write(
+            f"{session_id:<{width}}  {channel_id:<16}  {updated:<19}  {s.message_count}\n"
+        )
 
 
 def show_session(config_path: Path | None, session_id: str, *, as_json: bool) -> None:
@@ -79,7 +92,8 @@ def show_session(config_path: Path | None, session_id: str, *, as_json: bool) ->
         }
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         return
-    sys.stdout.write(f"session {session.id} ({session.channel_id}), {len(messages)} messages\n\n")
+    title = f"session {printable(session.id)} ({printable(session.channel_id)})"
+    sys.stdout.write(f"{title}, {len(messages)} messages\n\n")
     for message in messages:
         if message.role == "tool":
             sys.stdout.write(f"[tool result {message.tool_call_id}]\n{message.content}\n\n")
@@ -94,4 +108,4 @@ def delete_session(config_path: Path | None, session_id: str) -> None:
     deleted = _with_memory(config_path, lambda memory: memory.delete_session(session_id))
     if not deleted:
         raise SessionNotFoundError(f"no session {session_id!r}; see `openpista session list`")
-    sys.stdout.write(f"Deleted session {session_id}.\n")
+    sys.stdout.write(f"Deleted session {printable(session_id)}.\n")

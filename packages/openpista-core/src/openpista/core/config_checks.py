@@ -135,6 +135,20 @@ def _cron_schedule(value: str) -> str | None:
         return f"{usage}; got {len(fields)} field(s) in {value!r}"
     if not _croniter_accepts(expression):
         return f"{usage}; {value!r} is not a valid schedule"
+    return _never_fires(expression)
+
+
+def _never_fires(expression: str) -> str | None:
+    # Valid fields can still name no real time (31 February): only the search for the next
+    # one shows it.
+    import time
+
+    from openpista.core.cron import next_fire_time
+
+    try:
+        next_fire_time(expression, time.time())
+    except ValueError:
+        return f"{expression!r} never fires: no date matches it (is the day in that month?)"
     return None
 
 

@@ -8,14 +8,16 @@ or six with seconds first (second minute hour day month weekday), or croniter's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from openpista.core.channel import EventDispatcher
 from openpista.core.config import CronJobConfig
+from openpista.core.errors import ConfigError
 from openpista.core.models import ChannelEvent
 
 logger = logging.getLogger(__name__)
@@ -80,23 +82,35 @@ class CronScheduler:
         self.jobs = list(jobs)
         self._dispatch = dispatch
         self._clock = clock
+        self._stopped = asyncio.Event()
+
+    def stop(self) -> None:
+        """Fire nothing more, not even a job that is due right now; `run` returns.
+
+        Called when shutdown begins, so no cron message arrives while replies are finishing.
+        """
+        self._stopped.set()
 
     async def run(self) -> None:
         """Fire jobs until cancelled. Times missed while asleep are fired once, not replayed."""
         if not self.jobs:
-            # Nothing will ever fire; stay alive like a scheduler with jobs, until cancelled.
-            await asyncio.Event().wait()
+            # Nothing will ever fire; stay alive like a scheduler with jobs, until stopped.
+            await self._stopped.wait()
+            return
         now = self._clock()
         scheduled = [_ScheduledJob(job, next_fire_time(job.schedule, now)) for job in self.jobs]
-        while True:
+        while not self._stopped.is_set():
             due_at = min(item.next_time for item in scheduled)
             delay = due_at - self._clock()
             if delay > 0:
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), delay)
                 # Sleep can end early by a hair (a different clock): wait again if so.
                 continue
             now = self._clock()
             for item in scheduled:
+                if self._stopped.is_set():
+                    return
                 if item.next_time <= now:
                     await self._fire(item.job)
                     item.next_time = next_fire_time(item.job.schedule, max(item.next_time, now))
@@ -115,3 +129,29 @@ class CronScheduler:
             logger.exception(
                 "cron job %r for %s could not be dispatched", job.schedule, job.channel_id
             )
+
+
+def check_jobs(
+    jobs: Sequence[CronJobConfig], served: Collection[str], enabled: Collection[str], source: str
+) -> None:
+    """Refuse jobs that could never be delivered, before the daemon starts anything.
+
+    `enabled` are the channel names switched on in the configuration, `served` those of them
+    an installed distribution provides. Raises ConfigError naming `cron[N].channel_id`.
+    """
+    for index, job in enumerate(jobs):
+        channel = job.channel_id.split(":", 1)[0]
+        if channel in served:
+            continue
+        if channel in enabled:
+            problem = (
+                f"channel {channel!r} is enabled, but no installed distribution provides it "
+                "in this version, so this job could never be delivered"
+            )
+        else:
+            problem = (
+                f"channel {channel!r} is not enabled, so this job could never be delivered; "
+                f"set enabled = true under [channels.{channel}] or send the job to an enabled "
+                f"channel ({', '.join(sorted(served)) or 'none is enabled'})"
+            )
+        raise ConfigError(source, f"cron[{index}].channel_id", problem)

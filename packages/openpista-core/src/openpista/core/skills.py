@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from openpista.core.errors import ToolError
 from openpista.core.process import run_process, truncate_output
+from openpista.core.secrets import scrubbed_environment
 from openpista.core.tool import ToolContext, ToolOutput
 
 if TYPE_CHECKING:
@@ -221,18 +222,34 @@ SkillRunnerFactory = Callable[["Config"], SkillRunner]
 
 
 def missing_runner_message(skill: Skill) -> str:
-    """What to tell the user when no installed distribution runs `skill`'s mode."""
-    provider = _RUNNER_PROVIDERS.get(skill.mode, "")
+    """What to tell the user when no installed distribution runs `skill`'s mode: telling them
+    to install openpista-sandbox when it is installed (but has no runner for the mode) helps
+    nobody."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    if skill.mode == "subprocess":
+        return (
+            f"skill {skill.name} uses mode 'subprocess', but no subprocess skill runner is "
+            "registered: reinstall openpista-core"
+        )
+    runtime = _RUNTIMES.get(skill.mode, f"a {skill.mode} runner")
+    needs = f"skill {skill.name} uses mode '{skill.mode}', which needs {runtime}"
+    try:
+        installed = version("openpista-sandbox")
+    except PackageNotFoundError:
+        return (
+            f"{needs} from openpista-sandbox, which is not installed: install it "
+            "(pip install openpista-sandbox) and restart openpista"
+        )
     return (
-        f"skill {skill.name} uses mode '{skill.mode}', but no installed distribution provides "
-        f"a '{skill.mode}' skill runner" + (f" ({provider})" if provider else "")
+        f"{needs}, and the installed openpista-sandbox {installed} provides no "
+        f"{skill.mode} runner yet; run this skill's job another way (a subprocess skill)"
     )
 
 
-_RUNNER_PROVIDERS: dict[str, str] = {
-    "subprocess": "openpista-core provides it: reinstall openpista-core",
-    "wasm": "openpista-sandbox provides it once its WASM runtime lands",
-    "container": "openpista-sandbox provides it once its container runtime lands",
+_RUNTIMES: dict[str, str] = {
+    "wasm": "the WASM runtime",
+    "container": "the container runtime",
 }
 
 
@@ -273,7 +290,7 @@ class SubprocessSkillRunner:
             )
         args_json = json.dumps(args, ensure_ascii=False)
         timeout_s = skill.timeout_s if skill.timeout_s is not None else self.default_timeout_s
-        env = {**os.environ, SKILL_ARGS_ENV: args_json}
+        env = {**scrubbed_environment(), SKILL_ARGS_ENV: args_json}
         try:
             result = await run_process(
                 argv,

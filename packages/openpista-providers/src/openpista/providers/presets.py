@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from openpista.core.errors import ProviderError
 from openpista.core.provider import LlmProvider, ProviderSettings
+from openpista.core.secrets import register_secret_variables
 
 if TYPE_CHECKING:
     from openpista.providers.chat_completions import ChatCompletionsProvider
@@ -32,6 +33,16 @@ class Preset:
     example_models: tuple[str, ...] = ()
     base_url_env: str = ""
     """Environment variable overriding the default base URL; empty when there is none."""
+    api_path: str = ""
+    """Added to a base URL that lacks it: Ollama's tools name the host root
+    (http://gpu-box:11434), its OpenAI-compatible API lives under /v1."""
+
+    def normalise_base_url(self, url: str) -> str:
+        """`url` as the API root this preset's service answers on."""
+        url = url.strip().rstrip("/")
+        if url and self.api_path and not url.endswith(self.api_path):
+            return url + self.api_path
+        return url
 
 
 PRESETS: Mapping[str, Preset] = MappingProxyType(
@@ -61,6 +72,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             needs_key=False,
             example_models=("llama3.2", "qwen2.5", "mistral"),
             base_url_env="OLLAMA_BASE_URL",
+            api_path="/v1",
         ),
         "openrouter": Preset(
             name="openrouter",
@@ -77,6 +89,10 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
     }
 )
 """Every preset this distribution serves, in the order `openpista model list` shows them."""
+
+# Tools never see the keys openpista reads (core's list holds the contract's; this keeps it
+# complete as presets are added).
+register_secret_variables(preset.key_env for preset in PRESETS.values())
 
 # Protocols named in `[providers.NAME] api` that this module does not speak yet.
 _LATER_PROTOCOLS = {
@@ -116,19 +132,19 @@ def resolve_base_url(
 ) -> str:
     """The base URL for provider `name`: configured, else its environment variable, else default.
 
-    OLLAMA_BASE_URL conventionally names Ollama's host root (http://host:11434), so /v1 is
-    added when it is missing there.
+    The preset's rule applies wherever the URL came from (the file, OLLAMA_BASE_URL merged into
+    it by the config loader, OPENPISTA_BASE_URL): OLLAMA_BASE_URL conventionally names Ollama's
+    host root (http://host:11434), so /v1 is added when it is missing there.
     """
-    if configured_url.strip():
-        return configured_url.strip().rstrip("/")
     preset = PRESETS.get(name)
+    if configured_url.strip():
+        url = configured_url.strip().rstrip("/")
+        return preset.normalise_base_url(url) if preset else url
     if preset is None:
         return ""
     env = os.environ if env is None else env
-    from_env = env.get(preset.base_url_env, "").strip().rstrip("/") if preset.base_url_env else ""
-    if from_env:
-        return from_env if from_env.endswith("/v1") else f"{from_env}/v1"
-    return preset.base_url
+    from_env = env.get(preset.base_url_env, "") if preset.base_url_env else ""
+    return preset.normalise_base_url(from_env) or preset.base_url
 
 
 def create_provider(settings: ProviderSettings) -> LlmProvider:

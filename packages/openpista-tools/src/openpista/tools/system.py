@@ -20,7 +20,8 @@ _DESCRIPTION = (
     "Run a shell command with bash on the user's machine and return its stdout, stderr and "
     "exit code. Use it to inspect files, run programs and scripts, or query the system. "
     "Commands run non-interactively (stdin is empty), so never start anything that waits for "
-    "input or runs forever; pass flags like -y where needed. "
+    "input or runs forever; pass flags like -y where needed. To leave a server running, start "
+    "it in the background (`cmd > log 2>&1 &`): the call returns as soon as the shell exits. "
     "Each call starts a fresh shell: `cd` does not carry over, use `cwd` instead. "
     "Long output is cut; prefer commands that print only what you need (head, grep, wc)."
 )
@@ -94,7 +95,10 @@ class SystemRunTool:
         cwd = _working_directory(arguments.get("cwd"))
         timeout_s, note = self._effective_timeout(arguments.get("timeout_s"))
         try:
-            result = await run_process(["bash", "-c", command], timeout_s=timeout_s, cwd=cwd)
+            # `server &` asks for a process that outlives the command: it keeps running.
+            result = await run_process(
+                ["bash", "-c", command], timeout_s=timeout_s, cwd=cwd, keep_background=True
+            )
         except OSError as exc:
             raise ToolError(
                 f"could not start bash to run the command: {exc}; is bash installed and on PATH?"
@@ -148,6 +152,11 @@ def _describe(result: ProcessResult, *, timeout_s: float, from_config: bool) -> 
         )
     else:
         head = f"exit code: {result.exit_code}"
+    if result.left_running:
+        head += (
+            "\n(processes it started in the background keep running; their output from now "
+            "on is not collected: redirect it to a file to keep it, e.g. `cmd > log 2>&1 &`)"
+        )
     # Output past what run_process keeps was never held in memory: say how big it really was.
     for name, dropped in (("stdout", result.stdout_dropped), ("stderr", result.stderr_dropped)):
         if dropped:

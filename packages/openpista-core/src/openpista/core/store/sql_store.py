@@ -318,6 +318,11 @@ def _prepare_sqlite_file(path: Path, display: str) -> None:
             # SQLite gives its -wal and -shm files the database file's mode: start at 0600.
             with contextlib.suppress(FileExistsError):
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        # A database made by an older version or copied in may be readable by others: no more.
+        for private in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm"))):
+            with contextlib.suppress(OSError):
+                if private.stat().st_mode & 0o077:
+                    private.chmod(0o600)
         return
     raise OpenpistaError(
         f"cannot open the conversation database {display}: {problem}; {WHAT_TO_DO}"
