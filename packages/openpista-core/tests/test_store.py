@@ -203,12 +203,13 @@ async def test_delete_session_removes_it_and_its_messages(
 async def test_delete_removes_messages_even_without_foreign_keys(tmp_path: Path) -> None:
     # A database whose messages table has no foreign key at all (as if created by a tool
     # that never enforced them): the store must still leave no orphaned messages behind.
+    # It claims revision 0001, so opening it runs the later migrations on it too.
     db_path = tmp_path / "no-fk.db"
     with sqlite3.connect(db_path) as setup:
         setup.executescript(
-            f"""
+            """
             CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY);
-            INSERT INTO alembic_version VALUES ('{HEAD_REVISION}');
+            INSERT INTO alembic_version VALUES ('0001');
             CREATE TABLE sessions (id TEXT PRIMARY KEY, channel_id TEXT NOT NULL,
                 created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL);
             CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT,
