@@ -292,4 +292,3 @@ class Summary:
     covers: int
     text: str
     created_at: datetime
-
