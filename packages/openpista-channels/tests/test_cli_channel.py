@@ -77,7 +77,11 @@ class Answerer:
         self.log.append(f"reply {event.text}")
         await self.channel.send(
             AgentResponse(
-                channel_id=event.channel_id, session_id="s1", content=content, is_error=self.error
+                channel_id=event.channel_id,
+                session_id="s1",
+                content=content,
+                is_error=self.error,
+                in_reply_to=event.id,
             )
         )
 
@@ -219,7 +223,13 @@ async def test_error_after_streamed_text_finishes_the_line_first(pipe: Pipe) -> 
         async def answer() -> None:
             await channel.send_delta(event.channel_id, "s1", "partial answ")
             await channel.send(
-                AgentResponse(event.channel_id, "s1", "stream broke off", is_error=True)
+                AgentResponse(
+                    event.channel_id,
+                    "s1",
+                    "stream broke off",
+                    is_error=True,
+                    in_reply_to=event.id,
+                )
             )
 
         tasks.append(asyncio.create_task(answer()))
@@ -368,7 +378,9 @@ async def main() -> None:
     async def dispatch(event):
         asyncio.get_running_loop().call_soon(
             asyncio.ensure_future,
-            channel.send(AgentResponse(event.channel_id, "s1", event.text.upper())),
+            channel.send(AgentResponse(
+                event.channel_id, "s1", event.text.upper(), in_reply_to=event.id
+            )),
         )
     await channel.run(dispatch)
     print("run returned", file=sys.stderr)

@@ -23,7 +23,9 @@ def screenshot_tool() -> FunctionTool:
     async def capture(arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
         return ToolOutput("[screenshot]", images=[SCREENSHOT])
 
-    return FunctionTool("screen.capture", capture, description="Take a screenshot.")
+    return FunctionTool(
+        "screen.capture", capture, description="Take a screenshot.", requires_approval=False
+    )
 
 
 @pytest.fixture

@@ -10,15 +10,16 @@ from typing import Any
 
 import pytest
 
-from openpista.core.agent import Agent, TurnResult, repair_history
+from openpista.core.agent import CANCELLED_TOOL_RESULT, Agent, TurnResult, repair_history
 from openpista.core.errors import ProviderError
-from openpista.core.models import Image, Message, ToolCall, ToolCallRecord, ToolResult
+from openpista.core.models import Image, Message, ToolCall, ToolCallRecord
 from openpista.core.prompt import BUILTIN_SYSTEM_PROMPT
 from openpista.core.provider import ChatRequest, ChatResponse
 from openpista.core.registry import ToolRegistry
 from openpista.core.skills import SkillLoader
 from openpista.core.testing import (
     InMemoryStore,
+    RecordingObserver,
     ScriptedProvider,
     text_reply,
     tool_call_reply,
@@ -118,34 +119,22 @@ async def test_a_tool_round_runs_the_tool_and_feeds_the_result_back() -> None:
         [tool_call_reply("math.add", {"a": 2, "b": 3}, "call-1"), text_reply("2 + 3 = 5")]
     )
     agent = Agent(provider, ToolRegistry([ADD_TOOL]), memory)
-    deltas: list[str] = []
-    asked: list[ToolCall] = []
-    finished: list[tuple[str, str]] = []
+    observer = RecordingObserver()
 
-    async def on_delta(text: str) -> None:
-        deltas.append(text)
-
-    async def on_tool_call(call: ToolCall) -> None:
-        asked.append(call)
-
-    async def on_tool_result(call: ToolCall, result: ToolResult) -> None:
-        finished.append((call.id, result.output))
-
-    result = await agent.run_turn(
-        session,
-        "what is 2 + 3?",
-        channel_id=CHANNEL,
-        on_delta=on_delta,
-        on_tool_call=on_tool_call,
-        on_tool_result=on_tool_result,
-    )
+    result = await agent.run_turn(session, "what is 2 + 3?", channel_id=CHANNEL, observer=observer)
 
     assert result.reply == "2 + 3 = 5"
     assert result.rounds == 1
     assert result.tool_calls == [ToolCallRecord("math.add", {"a": 2, "b": 3}, ok=True)]
-    assert "".join(deltas) == "2 + 3 = 5"
-    assert [call.id for call in asked] == ["call-1"]
-    assert finished == [("call-1", "5")]
+    # The answer is the second assistant message of the turn: its deltas say so.
+    assert observer.deltas(1) == "2 + 3 = 5"
+    assert observer.deltas(0) == ""
+    kinds = [kind for kind in observer.kinds() if kind != "delta"]
+    assert kinds == ["message", "tool_started", "tool_finished", "message"]
+    started = [detail for kind, detail in observer.events if kind == "tool_started"]
+    finished = [detail for kind, detail in observer.events if kind == "tool_finished"]
+    assert [call.id for call in started] == ["call-1"]
+    assert [(call.id, result.output) for call, result in finished] == [("call-1", "5")]
     second = provider.requests[1]
     assert [(m.role, m.content, m.tool_call_id) for m in second.messages[1:]] == [
         ("user", "what is 2 + 3?", None),
@@ -346,7 +335,7 @@ async def test_skills_context_is_read_afresh_for_every_request(tmp_path: Path) -
         assert "## Skill: greeter\nGreets people.\nSay hello." in text
 
 
-async def test_an_interrupted_round_is_repaired_in_the_next_request_only() -> None:
+async def test_a_cancelled_round_stores_a_result_for_each_call_it_cut_short() -> None:
     memory = InMemoryStore()
     session = await new_session(memory)
     stuck_started = asyncio.Event()
@@ -365,18 +354,22 @@ async def test_an_interrupted_round_is_repaired_in_the_next_request_only() -> No
     with pytest.raises(asyncio.CancelledError):
         await turn
     stored_before = await memory.load_messages(session)
-    assert [m.role for m in stored_before] == ["user", "assistant"]
+    assert [(m.role, m.tool_call_id) for m in stored_before] == [
+        ("user", None),
+        ("assistant", None),
+        ("tool", "lost"),
+    ]
 
     result = await agent.run_turn(session, "are you there?", channel_id=CHANNEL)
     assert result.reply == "Recovered."
     assert [(m.role, m.content, m.tool_call_id) for m in provider.requests[1].messages[1:]] == [
         ("user", "hang", None),
         ("assistant", "", None),
-        ("tool", "(no result: the previous run was interrupted)", "lost"),
+        ("tool", CANCELLED_TOOL_RESULT, "lost"),
         ("user", "are you there?", None),
     ]
     stored_after = await memory.load_messages(session)
-    assert [m.role for m in stored_after] == ["user", "assistant", "user", "assistant"]
+    assert [m.role for m in stored_after] == ["user", "assistant", "tool", "user", "assistant"]
 
 
 async def test_tool_results_answering_no_call_are_dropped_from_the_request() -> None:

@@ -92,6 +92,7 @@ async def test_a_seconds_schedule_really_fires_into_the_dispatcher() -> None:
         text="tick",
         sender="cron",
         metadata={"cron": "* * * * * *"},
+        unrequested=True,
     )
 
 

@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
 from openpista.core.agent import Agent
+from openpista.core.approval import ApprovalAnswer, ApprovalDecision, ApprovalRequest
 from openpista.core.errors import OpenpistaError, ProviderError
 from openpista.core.gateway import Gateway, SessionRouter
+from openpista.core.media import MediaStore
 from openpista.core.models import (
     AgentResponse,
+    Attachment,
     ChannelEvent,
     Image,
+    ImagePart,
     Message,
     Session,
     ToolCallRecord,
@@ -25,6 +30,7 @@ from openpista.core.registry import ToolRegistry
 from openpista.core.testing import (
     InMemoryStore,
     RecordingChannel,
+    RecordingObserver,
     ScriptedProvider,
     text_reply,
     tool_call_reply,
@@ -192,15 +198,17 @@ async def test_idle_workers_exit() -> None:
 
 async def test_handle_returns_the_response_instead_of_sending_it() -> None:
     gateway, channel, _ = make_gateway(ScriptedProvider(["direct answer"]))
-    pieces: list[str] = []
+    observer = RecordingObserver()
+    event = ChannelEvent("test:1", "q")
 
-    async def on_delta(text: str) -> None:
-        pieces.append(text)
-
-    response = await gateway.handle(ChannelEvent("test:1", "q"), on_delta=on_delta)
+    response = await gateway.handle(event, observer=observer)
     assert response.content == "direct answer"
-    assert "".join(pieces) == "direct answer"
+    assert response.in_reply_to == event.id
+    assert observer.deltas() == "direct answer"
+    assert observer.kinds()[0] == "turn_started"
+    assert observer.kinds()[-1] == "turn_ended"
     assert channel.responses == []
+    assert channel.deltas == []
 
 
 async def test_handle_streams_to_the_channel_when_no_handler_is_given() -> None:
@@ -339,8 +347,9 @@ async def test_shutdown_with_cancel_stops_running_turns() -> None:
 
 async def test_handle_answers_in_the_named_session() -> None:
     gateway, _, _ = make_gateway(ScriptedProvider(["ok"]))
-    response = await gateway.handle(ChannelEvent("test:1", "q", session_id="s-1"))
-    assert response == AgentResponse("test:1", "s-1", "ok")
+    event = ChannelEvent("test:1", "q", session_id="s-1")
+    response = await gateway.handle(event)
+    assert response == AgentResponse("test:1", "s-1", "ok", in_reply_to=event.id)
 
 
 async def test_the_reply_carries_the_turns_tool_calls_and_images(
@@ -406,3 +415,194 @@ async def test_a_memory_failure_is_answered_not_raised_into_the_channel(
     assert response.content.startswith("❌ Could not open the conversation's session")
     assert "refused the connection" in response.content
     assert "refused the connection" in caplog.text
+
+
+class AskingChannel(RecordingChannel):
+    """A RecordingChannel that can ask for approval; a test answers through `answer`."""
+
+    def __init__(self) -> None:
+        super().__init__("test")
+        self.questions: asyncio.Queue[tuple[ApprovalRequest, asyncio.Future[ApprovalAnswer]]] = (
+            asyncio.Queue()
+        )
+
+    async def ask_approval(self, request: ApprovalRequest) -> ApprovalAnswer | None:
+        answer: asyncio.Future[ApprovalAnswer] = asyncio.get_running_loop().create_future()
+        await self.questions.put((request, answer))
+        return await answer
+
+
+def approval_gateway(
+    *script: object, timeout_s: float = 120.0
+) -> tuple[Gateway, AskingChannel, InMemoryStore, list[str]]:
+    ran: list[str] = []
+
+    async def touch(arguments: dict[str, object], context: object) -> str:
+        ran.append(str(arguments.get("path")))
+        return "touched"
+
+    memory = InMemoryStore()
+    channel = AskingChannel()
+    agent = Agent(
+        ScriptedProvider(list(script)),  # type: ignore[arg-type]
+        ToolRegistry([FunctionTool("files.touch", touch)]),  # type: ignore[arg-type]
+        memory,
+    )
+    gateway = Gateway(agent, memory, {"test": channel}, timeout_s=timeout_s)
+    return gateway, channel, memory, ran
+
+
+async def test_approval_goes_to_the_channel_the_message_came_from() -> None:
+    gateway, channel, memory, ran = approval_gateway(
+        tool_call_reply("files.touch", {"path": "x"}), "Done."
+    )
+    event = ChannelEvent("test:1", "touch x", sender="ana")
+    await gateway.dispatch(event)
+    request, answer = await asyncio.wait_for(channel.questions.get(), 5)
+    assert (request.tool, request.channel_id, request.sender) == ("files.touch", "test:1", "ana")
+    # The answer arrives while the session's turn waits: it never queues behind it.
+    answer.set_result(ApprovalAnswer(ApprovalDecision.ALLOW, "ana"))
+    (response,) = await channel.wait_for_responses(1)
+    assert response.content == "Done."
+    assert response.in_reply_to == event.id
+    assert ran == ["x"]
+    (entry,) = await memory.list_tool_calls()
+    assert (entry.decision, entry.decided_by, entry.sender) == ("allowed", "ana", "ana")
+
+
+async def test_the_turn_timeout_does_not_run_while_a_question_waits() -> None:
+    gateway, channel, _, ran = approval_gateway(
+        tool_call_reply("files.touch", {"path": "x"}), "Done.", timeout_s=0.3
+    )
+    await gateway.dispatch(ChannelEvent("test:1", "touch x"))
+    _, answer = await asyncio.wait_for(channel.questions.get(), 5)
+    await asyncio.sleep(0.6)  # twice the turn timeout: the question's time does not count
+    answer.set_result(ApprovalAnswer(ApprovalDecision.ALLOW, "me"))
+    (response,) = await channel.wait_for_responses(1)
+    assert not response.is_error, response.content
+    assert ran == ["x"]
+
+
+async def test_a_channel_that_cannot_ask_gets_the_call_denied() -> None:
+    gateway, channel, _ = make_gateway(ScriptedProvider([]))
+    ran: list[str] = []
+
+    async def touch(arguments: dict[str, object], context: object) -> str:
+        ran.append("x")
+        return "touched"
+
+    gateway.agent.tools.register(FunctionTool("files.touch", touch))  # type: ignore[arg-type]
+    provider = gateway.agent.provider
+    assert isinstance(provider, ScriptedProvider)
+    provider.add(tool_call_reply("files.touch", {}), "I was not allowed.")
+    await gateway.dispatch(ChannelEvent("test:1", "touch"))
+    (response,) = await channel.wait_for_responses(1)
+    assert response.content == "I was not allowed."
+    assert ran == []
+
+
+async def test_cancel_turn_stops_it_and_keeps_what_was_said() -> None:
+    started = asyncio.Event()
+
+    async def slow_answer(request: ChatRequest) -> ChatResponse:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    gateway, channel, memory = make_gateway(ScriptedProvider([slow_answer, "after"]))
+    await gateway.dispatch(ChannelEvent("test:1", "long task"))
+    await asyncio.wait_for(started.wait(), 5)
+    (session_id,) = gateway.active_sessions
+    assert gateway.cancel_turn(session_id)
+    (response,) = await channel.wait_for_responses(1)
+    assert response.cancelled and not response.is_error
+    # The session goes on: the next message is answered, and the first is still stored.
+    await gateway.dispatch(ChannelEvent("test:1", "next"))
+    _, second = await channel.wait_for_responses(2)
+    assert second.content == "after"
+    stored = [m.content for m in await memory.load_messages(session_id)]
+    assert stored == ["long task", "next", "after"]
+    assert not gateway.cancel_turn(session_id)
+
+
+async def test_a_cancelled_stream_stores_the_text_already_shown() -> None:
+    shown = asyncio.Event()
+
+    memory = InMemoryStore()
+    channel = RecordingChannel("test")
+
+    class HalfStreaming(ScriptedProvider):
+        async def complete(self, request: ChatRequest, on_delta: object = None) -> ChatResponse:
+            assert on_delta is not None
+            await on_delta("The first half")  # type: ignore[operator]
+            shown.set()
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    agent = Agent(HalfStreaming(), ToolRegistry(), memory)
+    gateway = Gateway(agent, memory, {"test": channel})
+    await gateway.dispatch(ChannelEvent("test:1", "write an essay"))
+    await asyncio.wait_for(shown.wait(), 5)
+    (session_id,) = gateway.active_sessions
+    gateway.cancel_turn(session_id)
+    (response,) = await channel.wait_for_responses(1)
+    assert response.cancelled
+    stored = await memory.load_messages(session_id)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[1].content.startswith("The first half")
+    assert "cancelled" in stored[1].content
+
+
+async def test_an_unrequested_event_is_answered_with_no_reply_id() -> None:
+    gateway, channel, _ = make_gateway(ScriptedProvider(["daily summary"]))
+    await gateway.dispatch(ChannelEvent("test:1", "summarise", sender="cron", unrequested=True))
+    (response,) = await channel.wait_for_responses(1)
+    assert response.in_reply_to is None
+
+
+async def test_the_sender_is_stored_with_the_user_message() -> None:
+    gateway, channel, memory = make_gateway(ScriptedProvider(["hi ana"]))
+    await gateway.dispatch(ChannelEvent("test:group", "hello", sender="ana"))
+    (response,) = await channel.wait_for_responses(1)
+    user, _ = await memory.load_messages(response.session_id)
+    assert user.sender == "ana"
+
+
+async def test_attachments_are_saved_as_media_files_and_referenced(tmp_path: Path) -> None:
+    memory = InMemoryStore()
+    channel = RecordingChannel("test")
+    media = MediaStore(tmp_path / "media")
+    agent = Agent(ScriptedProvider(["a cat"]), ToolRegistry(), memory, media=media)
+    gateway = Gateway(agent, memory, {"test": channel})
+    picture = b"\x89PNG fake picture bytes"
+    await gateway.dispatch(
+        ChannelEvent(
+            "test:1",
+            "what is this?",
+            attachments=[Attachment("image", "image/png", "cat.png", len(picture), data=picture)],
+        )
+    )
+    (response,) = await channel.wait_for_responses(1)
+    user, _ = await memory.load_messages(response.session_id)
+    (part,) = user.parts
+    assert isinstance(part, ImagePart)
+    assert (part.mime_type, part.name, part.size) == ("image/png", "cat.png", len(picture))
+    assert media.path_of(part.path).read_bytes() == picture
+    assert (media.path_of(part.path).stat().st_mode & 0o777) == 0o600
+
+
+async def test_a_busy_session_says_the_turn_waits() -> None:
+    memory = InMemoryStore()
+    gateway, _, _ = make_gateway(ScriptedProvider(["answered"]), memory)
+    session = await memory.create_session("test:1", "busy")
+    observer = RecordingObserver()
+    async with memory.lock_session(session.id):
+        turn = asyncio.create_task(
+            gateway.handle(ChannelEvent("test:1", "q", session_id="busy"), observer=observer)
+        )
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+        assert observer.kinds() == ["waiting"]
+    response = await asyncio.wait_for(turn, 5)
+    assert response.content == "answered"
+    assert observer.kinds()[:2] == ["waiting", "turn_started"]

@@ -46,6 +46,15 @@ def test_group_names() -> None:
     assert plugins.PROVIDERS_GROUP == "openpista.providers"
     assert plugins.TOOLS_GROUP == "openpista.tools"
     assert plugins.CHANNELS_GROUP == "openpista.channels"
+    assert plugins.SKILL_RUNNERS_GROUP == "openpista.skill_runners"
+
+
+def test_core_provides_the_subprocess_skill_runner() -> None:
+    from openpista.core.skills import SubprocessSkillRunner
+
+    assert "subprocess" in plugins.available(plugins.SKILL_RUNNERS_GROUP)
+    factory = plugins.load(plugins.SKILL_RUNNERS_GROUP, "subprocess")
+    assert factory == SubprocessSkillRunner.from_config
 
 
 def test_available_lists_entry_point_names_sorted(installed: Path) -> None:

@@ -9,10 +9,17 @@ from typing import Any
 
 import pytest
 
+from openpista.core.config import load_config
 from openpista.core.errors import ToolError
 from openpista.core.models import ToolCall
 from openpista.core.registry import ToolRegistry
-from openpista.core.skills import Skill, SkillLoader, SkillRunTool
+from openpista.core.skills import (
+    Skill,
+    SkillLoader,
+    SkillRunTool,
+    SubprocessSkillRunner,
+    missing_runner_message,
+)
 from openpista.core.tool import Tool, ToolContext, ToolOutput
 
 CONTEXT = ToolContext(session_id="s", channel_id="cli:local")
@@ -200,14 +207,18 @@ async def test_a_non_zero_exit_is_a_tool_error_with_the_stderr_tail(tmp_path: Pa
 
 async def test_a_skill_that_runs_too_long_is_killed_at_its_timeout(tmp_path: Path) -> None:
     write_skill(tmp_path / "slow", "---\nname: slow\ntimeout_s: 0.3\n---\n", run_sh="sleep 30\n")
-    tool = SkillRunTool(SkillLoader(tmp_path), default_timeout_s=60)
+    tool = SkillRunTool(
+        SkillLoader(tmp_path), runners={"subprocess": SubprocessSkillRunner(default_timeout_s=60)}
+    )
     with pytest.raises(ToolError, match=r"^skill slow timed out after 0\.3 s$"):
         await tool.run({"name": "slow"}, CONTEXT)
 
 
 async def test_the_default_timeout_applies_when_the_skill_sets_none(tmp_path: Path) -> None:
     write_skill(tmp_path / "slow", "", run_sh="sleep 30\n")
-    tool = SkillRunTool(SkillLoader(tmp_path), default_timeout_s=0.2)
+    tool = SkillRunTool(
+        SkillLoader(tmp_path), runners={"subprocess": SubprocessSkillRunner(default_timeout_s=0.2)}
+    )
     with pytest.raises(ToolError, match=r"^skill slow timed out after 0\.2 s$"):
         await tool.run({"name": "slow"}, CONTEXT)
 
@@ -230,28 +241,86 @@ async def test_a_subprocess_skill_without_a_program_is_a_tool_error(tmp_path: Pa
         await SkillRunTool(SkillLoader(tmp_path)).run({"name": "docs-only"}, CONTEXT)
 
 
-async def test_a_wasm_skill_without_the_sandbox_says_what_to_install(tmp_path: Path) -> None:
+async def test_a_wasm_skill_without_a_wasm_runner_says_what_is_missing(tmp_path: Path) -> None:
     write_skill(tmp_path / "hello-wasm", "---\nmode: wasm\n---\n")
-    with pytest.raises(ToolError, match="mode 'wasm', which needs openpista-sandbox"):
+    with pytest.raises(ToolError) as raised:
         await SkillRunTool(SkillLoader(tmp_path)).run({"name": "hello-wasm"}, CONTEXT)
+    assert str(raised.value) == (
+        "skill hello-wasm uses mode 'wasm', but no installed distribution provides a 'wasm' "
+        "skill runner (openpista-sandbox provides it once its WASM runtime lands)"
+    )
+
+
+def test_every_mode_has_a_missing_runner_message_naming_it(tmp_path: Path) -> None:
+    for mode in ("subprocess", "wasm", "container"):
+        skill = Skill("s", "", mode, "", None, "", tmp_path)
+        assert f"a '{mode}' skill runner (" in missing_runner_message(skill)
+
+
+async def test_subprocess_skills_need_a_subprocess_runner_too(tmp_path: Path) -> None:
+    write_skill(tmp_path / "echo", "", run_sh="echo hi\n")
+    tool = SkillRunTool(SkillLoader(tmp_path), runners={})
+    with pytest.raises(ToolError, match="no installed distribution provides a 'subprocess'"):
+        await tool.run({"name": "echo"}, CONTEXT)
+
+
+def test_the_subprocess_runner_takes_its_limits_from_tools_shell(tmp_path: Path) -> None:
+    config_file = tmp_path / "config.toml"
+    config_file.write_text("[tools.shell]\ntimeout_s = 7\nmax_output_chars = 123\n")
+    runner = SubprocessSkillRunner.from_config(
+        load_config(config_file, {"OPENPISTA_HOME": str(tmp_path)})
+    )
+    assert (runner.default_timeout_s, runner.max_output_chars) == (7, 123)
+    assert runner.availability() is None
+
+
+async def test_subprocess_output_past_the_limit_is_cut_visibly(tmp_path: Path) -> None:
+    write_skill(tmp_path / "loud", "", run_sh="printf 'x%.0s' $(seq 1 500)\n")
+    runner = SubprocessSkillRunner(max_output_chars=100)
+    output = await SkillRunTool(SkillLoader(tmp_path), runners={"subprocess": runner}).run(
+        {"name": "loud"}, CONTEXT
+    )
+    assert output.text == "x" * 100 + (
+        "\n[... output truncated: 400 more characters not shown ...]"
+    )
 
 
 class RecordingRunner:
     def __init__(self) -> None:
-        self.runs: list[tuple[Skill, dict[str, Any]]] = []
+        self.runs: list[tuple[Skill, dict[str, Any], ToolContext]] = []
+        self.closed = 0
 
-    async def run(self, skill: Skill, args: dict[str, Any]) -> ToolOutput:
-        self.runs.append((skill, args))
+    async def run(self, skill: Skill, args: dict[str, Any], context: ToolContext) -> ToolOutput:
+        self.runs.append((skill, args, context))
         return ToolOutput(f"ran {skill.name} in a container")
 
+    async def aclose(self) -> None:
+        self.closed += 1
 
-async def test_other_modes_go_to_their_runner(tmp_path: Path) -> None:
+
+async def test_other_modes_go_to_their_runner_with_the_calls_context(tmp_path: Path) -> None:
     write_skill(tmp_path / "box", "---\nmode: container\nimage: alpine\n---\n")
     runner = RecordingRunner()
     tool = SkillRunTool(SkillLoader(tmp_path), runners={"container": runner})
     output = await tool.run({"name": "box", "args": {"x": 1}}, CONTEXT)
     assert output.text == "ran box in a container"
-    assert [(skill.image, args) for skill, args in runner.runs] == [("alpine", {"x": 1})]
+    assert [(skill.image, args, context) for skill, args, context in runner.runs] == [
+        ("alpine", {"x": 1}, CONTEXT)
+    ]
+
+
+async def test_closing_skill_run_closes_the_runners_that_hold_something(tmp_path: Path) -> None:
+    runner = RecordingRunner()
+    registry = ToolRegistry(
+        [
+            SkillRunTool(
+                SkillLoader(tmp_path),
+                runners={"subprocess": SubprocessSkillRunner(), "container": runner},
+            )
+        ]
+    )
+    await registry.aclose()
+    assert runner.closed == 1
 
 
 async def test_skill_run_through_the_registry_reports_failures_to_the_llm(tmp_path: Path) -> None:

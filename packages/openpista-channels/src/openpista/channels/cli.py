@@ -21,6 +21,12 @@ when a whole script of messages is piped in:
   hides them and scripts can tell them apart from answers.
 - Tool activity goes to stderr as it happens (`⚙ system.run {"command": "ls"}`, then
   `  ✓ system.run: exit code: 0`), so the transcript on stdout holds only the replies.
+- Approval: under `approval = "ask"` the channel asks on its output,
+  `Allow system.run {"command": "ls"}? [y]es / [n]o / [a]ll`, and takes the answer from the
+  next input line (y, yes, n, no, a, all), so piped input can answer too. Anything else asks
+  again; the end of input denies.
+- A reply nobody here asked for (a cron job's) is printed on a line of its own and never taken
+  for the answer to the line waiting for one: replies are matched by the event they answer.
 
 Input can be a terminal, a pipe, a regular file or any text stream: terminals and pipes are
 watched by the event loop, the rest are read in a background thread, so waiting for input
@@ -39,7 +45,17 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from openpista.channels._line_reader import LineReader
-from openpista.core.activity import describe_tool_call, describe_tool_result
+from openpista.core.activity import (
+    describe_approval_question,
+    describe_tool_call,
+    describe_tool_result,
+)
+from openpista.core.approval import (
+    ApprovalAnswer,
+    ApprovalDecision,
+    ApprovalRequest,
+    parse_decision,
+)
 from openpista.core.channel import EventDispatcher
 from openpista.core.models import AgentResponse, ChannelEvent, ToolCall, ToolResult
 
@@ -47,6 +63,7 @@ if TYPE_CHECKING:
     from openpista.core.config import Config
 
 _T = TypeVar("_T")
+_Q = TypeVar("_Q")
 
 PROMPT = "> "
 QUIT_COMMANDS = frozenset({"/quit", "/exit"})
@@ -79,6 +96,11 @@ class CliChannel:
         self._show_prompt = prompt if prompt is not None else _is_terminal(self._input)
         self._stop_requested = asyncio.Event()
         self._reply: asyncio.Future[None] | None = None
+        self._awaiting_event: str | None = None
+        self._reader: LineReader | None = None
+        self._questions: list[tuple[ApprovalRequest, asyncio.Future[ApprovalAnswer | None]]] = []
+        self._question_arrived = asyncio.Event()
+        self._input_ended = False
         self._streamed_this_turn = False
         self._waiting_for_input = False
         self._prompt_on_screen = False
@@ -93,7 +115,7 @@ class CliChannel:
 
     async def run(self, dispatch: EventDispatcher) -> None:
         """Read lines until /quit, the end of input or stop(), waiting for each reply."""
-        reader = LineReader(self._input)
+        reader = self._reader = LineReader(self._input)
         try:
             while True:
                 line = await self._next_line(reader)
@@ -109,6 +131,10 @@ class CliChannel:
             return
         finally:
             self._reply = None
+            self._reader = None
+            for _, question in self._questions:
+                if not question.done():
+                    question.set_result(None)
             if self._prompt_on_screen:
                 # Leave the user's shell prompt on a line of its own after Ctrl-D.
                 self._write(self._output, "\n")
@@ -126,7 +152,10 @@ class CliChannel:
         else:
             self._write(self._output, f"{response.content}\n")
         self._streamed_this_turn = False
-        if self._reply is not None and not self._reply.done():
+        answers_the_line = (
+            response.in_reply_to is not None and response.in_reply_to == self._awaiting_event
+        )
+        if answers_the_line and self._reply is not None and not self._reply.done():
             self._reply.set_result(None)
         elif self._waiting_for_input:
             # A reply nobody here asked for (a cron job): put the prompt back under it.
@@ -152,6 +181,23 @@ class CliChannel:
         line = describe_tool_call(call) if result is None else describe_tool_result(call, result)
         self._write(self._errors, line + "\n")
 
+    async def ask_approval(self, request: ApprovalRequest) -> ApprovalAnswer | None:
+        """Ask on the output; the answer is the next input line (read while the turn waits).
+
+        None (the call is denied) when the channel is not reading or its input has ended.
+        """
+        if self._reader is None or self._input_ended:
+            return None
+        question: asyncio.Future[ApprovalAnswer | None] = asyncio.get_running_loop().create_future()
+        entry = (request, question)
+        self._questions.append(entry)
+        self._question_arrived.set()
+        try:
+            return await question
+        finally:
+            if entry in self._questions:
+                self._questions.remove(entry)
+
     async def stop(self) -> None:
         """Make run() return, even mid-read or while a reply is pending."""
         self._stop_requested.set()
@@ -172,10 +218,10 @@ class CliChannel:
         reply = loop.create_future()
         self._reply = reply
         self._streamed_this_turn = False
+        event = ChannelEvent(channel_id=self._channel_id, text=text, sender="local")
+        self._awaiting_event = event.id
         try:
-            await self._unless_stopped(
-                dispatch(ChannelEvent(channel_id=self._channel_id, text=text, sender="local"))
-            )
+            await self._unless_stopped(dispatch(event))
         except _Stopped:
             raise
         except Exception as exc:
@@ -185,7 +231,59 @@ class CliChannel:
                 f"could not hand the message to the agent: {exc}; try again or restart openpista\n",
             )
             return
-        await self._unless_stopped(reply)
+        await self._await_reply(reply)
+
+    async def _await_reply(self, reply: asyncio.Future[None]) -> None:
+        """Wait for the reply, answering approval questions from the input meanwhile."""
+        while not reply.done():
+            self._question_arrived.clear()
+            if not self._pending_question():
+                arrived = asyncio.ensure_future(self._question_arrived.wait())
+                try:
+                    await self._unless_stopped(
+                        asyncio.wait({reply, arrived}, return_when=asyncio.FIRST_COMPLETED)
+                    )
+                finally:
+                    arrived.cancel()
+                continue
+            await self._answer_question()
+
+    def _pending_question(
+        self,
+    ) -> tuple[ApprovalRequest, asyncio.Future[ApprovalAnswer | None]] | None:
+        for entry in self._questions:
+            if not entry[1].done():
+                return entry
+        return None
+
+    async def _answer_question(self) -> None:
+        entry = self._pending_question()
+        if entry is None:
+            return
+        request, question = entry
+        reader = self._reader
+        assert reader is not None
+        self._clear_prompt()
+        if self._streamed_this_turn:
+            self._write(self._output, "\n")
+            self._streamed_this_turn = False
+        self._write(self._output, describe_approval_question(request.call) + " ")
+        decision: ApprovalDecision | None = None
+        while decision is None:
+            line = await self._unless_stopped(_first_of(reader.readline(), question))
+            if question.done():
+                # Withdrawn (it expired) while we waited for the line.
+                self._write(self._output, "\n(no answer in time: not run)\n")
+                return
+            if line is None:
+                self._input_ended = True
+                self._write(self._output, "\n(end of input: not run)\n")
+                question.set_result(None)
+                return
+            decision = parse_decision(line)
+            if decision is None:
+                self._write(self._output, "Please answer y (yes), n (no) or a (all): ")
+        question.set_result(ApprovalAnswer(decision, self._channel_id))
 
     async def _unless_stopped(self, awaitable: Awaitable[_T]) -> _T:
         """Await `awaitable`, or raise _Stopped as soon as stop() is called."""
@@ -224,6 +322,24 @@ class CliChannel:
             self._output.flush()
         stream.write(text)
         stream.flush()
+
+
+async def _first_of(line: Awaitable[str | None], question: asyncio.Future[_Q]) -> str | None:
+    """The next input line, or None early if `question` is settled meanwhile (expired).
+
+    The read is not cancelled when the question settles first: LineReader reads are safe to
+    abandon, and the line then read is dropped."""
+    reading = asyncio.ensure_future(line)
+    try:
+        await asyncio.wait({reading, question}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not reading.done():
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+    if reading.done() and not reading.cancelled():
+        return reading.result()
+    return None
 
 
 def _is_terminal(stream: TextIO) -> bool:

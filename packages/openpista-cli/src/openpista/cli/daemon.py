@@ -18,12 +18,12 @@ from pathlib import Path
 from openpista.cli.runtime import (
     Runtime,
     create_channels,
+    create_gateway,
     enabled_but_missing_channels,
     open_runtime,
 )
 from openpista.core.config import Config, load_config
 from openpista.core.errors import OpenpistaError
-from openpista.core.gateway import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ async def _serve_until_stopped(config: Config, runtime: Runtime, stop: asyncio.E
             "nothing to run: no channel is enabled and no [[cron]] job is configured "
             "(enable one under [channels.NAME] in config.toml)"
         )
-    gateway = Gateway(runtime.agent, runtime.memory, channels, timeout_s=config.agent.timeout_s)
+    gateway = create_gateway(runtime, channels)
     channel_tasks = {
         asyncio.create_task(adapter.run(gateway.dispatch), name=f"channel {name}")
         for name, adapter in channels.items()

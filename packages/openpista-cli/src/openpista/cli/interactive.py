@@ -11,9 +11,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from openpista.cli.runtime import open_runtime, open_session
+from openpista.cli.runtime import create_gateway, open_runtime, open_session
 from openpista.core.config import Config, load_config
-from openpista.core.gateway import Gateway
 
 CHANNEL_ID = "cli:local"
 
@@ -25,7 +24,7 @@ async def _chat(config: Config, session_id: str | None) -> int:
         memory = runtime.memory
         session = await open_session(memory, session_id, CHANNEL_ID)
         channel = CliChannel(channel_id=CHANNEL_ID)
-        gateway = Gateway(runtime.agent, memory, {"cli": channel}, timeout_s=config.agent.timeout_s)
+        gateway = create_gateway(runtime, {"cli": channel})
         gateway.router.set_current(CHANNEL_ID, session.id)
         if sys.stdin.isatty():
             model = f"{runtime.provider.name}/{runtime.provider.model}"

@@ -2,41 +2,84 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
 
 from openpista.cli.errors import print_error
 from openpista.cli.progress import WaitingIndicator
-from openpista.cli.runtime import open_runtime, open_session
-from openpista.core.activity import describe_tool_call, describe_tool_result
-from openpista.core.config import load_config
-from openpista.core.errors import ProviderError
-from openpista.core.models import ToolCall, ToolResult
+from openpista.cli.runtime import create_gateway, open_runtime
+from openpista.core.activity import (
+    describe_approval_question,
+    describe_tool_call,
+    describe_tool_result,
+)
+from openpista.core.approval import ApprovalAnswer, ApprovalRequest, parse_decision
+from openpista.core.config import approval_mode, load_config
+from openpista.core.models import ChannelEvent, ToolCall, ToolResult, new_id
+from openpista.core.observer import TurnInfo, TurnObserver
 
 ONE_SHOT_CHANNEL = "cli:run"
 
 
-class ActivityPrinter:
-    """Tool activity on stderr, with the waiting indicator in between tool rounds."""
+class OneShotObserver(TurnObserver):
+    """What `run -e` shows on stderr: a waiting indicator, tool activity, approval questions.
 
-    def __init__(self, indicator: WaitingIndicator) -> None:
+    Under `ask`, questions go to the terminal when stdin is one; with no terminal nobody can
+    be asked, so each call is denied and stderr says so.
+    """
+
+    def __init__(self, indicator: WaitingIndicator, *, can_ask: bool) -> None:
         self._indicator = indicator
         self._running = 0
+        self._can_ask = can_ask
 
-    async def on_tool_call(self, call: ToolCall) -> None:
+    async def waiting_for_session(self, turn: TurnInfo) -> None:
+        await self._indicator.pause()
+        _say(f"openpista: session {turn.session_id} is busy with another turn; waiting for it")
+        self._indicator.resume()
+
+    async def tool_started(self, call: ToolCall) -> None:
         await self._indicator.pause()
         self._running += 1
-        sys.stderr.write(describe_tool_call(call) + "\n")
-        sys.stderr.flush()
+        _say(describe_tool_call(call))
 
-    async def on_tool_result(self, call: ToolCall, result: ToolResult) -> None:
-        sys.stderr.write(describe_tool_result(call, result) + "\n")
-        sys.stderr.flush()
-        self._running -= 1
+    async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
+        await self._indicator.pause()
+        _say(describe_tool_result(call, result))
+        self._running = max(self._running - 1, 0)
         if self._running == 0:
             self._indicator.resume()  # the model has the results: waiting for it again
+
+    async def request_approval(self, request: ApprovalRequest) -> ApprovalAnswer | None:
+        await self._indicator.pause()
+        if not self._can_ask:
+            _say(
+                f"openpista: {request.tool} needs approval (approval = ask) and there is no "
+                "terminal to ask on: not run"
+            )
+            return None
+        from openpista.channels._line_reader import LineReader
+
+        reader = LineReader(sys.stdin)
+        sys.stderr.write(describe_approval_question(request.call) + " ")
+        sys.stderr.flush()
+        while True:
+            line = await reader.readline()
+            if line is None:
+                _say("(end of input: not run)")
+                return None
+            decision = parse_decision(line)
+            if decision is not None:
+                self._indicator.resume()
+                return ApprovalAnswer(decision, "cli:terminal")
+            sys.stderr.write("Please answer y (yes), n (no) or a (all): ")
+            sys.stderr.flush()
+
+
+def _say(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 async def run_once(
@@ -50,51 +93,56 @@ async def run_once(
 ) -> int:
     config = load_config(config_path)
     async with open_runtime(config, provider=provider, model=model) as runtime:
-        session = await open_session(runtime.memory, session_id, ONE_SHOT_CHANNEL)
+        # A new session gets a fresh id here; -s names one, created under that id if new.
+        event = ChannelEvent(
+            ONE_SHOT_CHANNEL, text, session_id=session_id or new_id(), sender="local"
+        )
+        gateway = create_gateway(runtime, {})
         llm = runtime.provider
         indicator = WaitingIndicator(sys.stderr, f"waiting for {llm.name}/{llm.model}")
-        activity = ActivityPrinter(indicator)
+        observer = OneShotObserver(indicator, can_ask=_stdin_is_terminal())
         indicator.resume()
         try:
-            async with asyncio.timeout(config.agent.timeout_s):
-                result = await runtime.agent.run_turn(
-                    session.id,
-                    text,
-                    channel_id=session.channel_id,
-                    on_tool_call=activity.on_tool_call,
-                    on_tool_result=activity.on_tool_result,
-                )
-        except ProviderError as exc:
-            await indicator.pause()
-            print_error(str(exc))
-            return 1
-        except TimeoutError:
-            await indicator.pause()
-            print_error(
-                f"no reply within {config.agent.timeout_s:g} s (agent.timeout_s); "
-                f"the conversation so far is kept in session {session.id}"
+            response = await gateway.handle(
+                event,
+                observer=observer,
+                approval=approval_mode(config, ONE_SHOT_CHANNEL, one_shot=True),
             )
-            return 1
         finally:
             await indicator.pause()
+            await gateway.shutdown(cancel=True)
+    session = response.session_id
+    if response.is_error:
+        message = response.content.removeprefix("❌").strip()
+        if as_json:
+            sys.stdout.write(json.dumps({"error": message}, ensure_ascii=False) + "\n")
+        print_error(f"{message} (the conversation so far is kept in session {session})")
+        return 1
     if as_json:
         payload = {
-            "session_id": session.id,
-            "reply": result.reply,
+            "session_id": session,
+            "reply": response.content,
             "tool_calls": [
-                {"name": c.name, "arguments": c.arguments, "ok": c.ok} for c in result.tool_calls
+                {"name": c.name, "arguments": c.arguments, "ok": c.ok} for c in response.tool_calls
             ],
         }
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(result.reply.rstrip("\n") + "\n")
+        sys.stdout.write(response.content.rstrip("\n") + "\n")
         if sys.stderr.isatty():
-            sys.stderr.write(f"(session {session.id}: continue with -s {session.id})\n")
-    if result.stopped_at_limit:
+            sys.stderr.write(f"(session {session}: continue with -s {session})\n")
+    if response.stopped_at_limit:
         # The agent did not finish the task: scripts must be able to tell.
         print_error(
             f"the agent stopped after {config.agent.max_tool_rounds} tool rounds without a final "
-            f"answer (agent.max_tool_rounds); continue with -s {session.id}"
+            f"answer (agent.max_tool_rounds); continue with -s {session}"
         )
         return 1
     return 0
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, OSError, ValueError):
+        return False

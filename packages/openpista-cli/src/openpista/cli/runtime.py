@@ -1,33 +1,39 @@
 """Composition: builds memory, provider, tools and the agent from the config via entry points.
 
 Every library plugs in through an entry point group, so a third-party distribution that
-declares `openpista.providers`, `openpista.tools` or `openpista.channels` entries is wired
-exactly like ours.
+declares `openpista.providers`, `openpista.tools`, `openpista.channels` or
+`openpista.skill_runners` entries is wired exactly like ours.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from openpista.core import plugins
 from openpista.core.agent import Agent
+from openpista.core.approval import ApprovalGate, ApprovalPolicy
 from openpista.core.channel import ChannelAdapter
 from openpista.core.config import (
     Config,
     ConfigError,
+    approval_mode,
     channel_names,
     channel_setting,
     expand_path,
     provider_settings,
 )
 from openpista.core.errors import OpenpistaError
+from openpista.core.gateway import Gateway
+from openpista.core.media import MediaStore
 from openpista.core.memory import MemoryStore
 from openpista.core.models import Session
 from openpista.core.provider import LlmProvider
-from openpista.core.registry import ToolRegistry
-from openpista.core.skills import SkillLoader, SkillRunTool
+from openpista.core.registry import ToolRegistry, close_tools
+from openpista.core.skills import SkillLoader, SkillRunner, SkillRunTool
+from openpista.core.tool import Tool, ToolFactory
 
 
 def _config_file(config: Config) -> str:
@@ -55,14 +61,35 @@ def create_provider(config: Config, provider: str | None, model: str | None) -> 
     return factory(settings)
 
 
-def create_tools(config: Config, skills: SkillLoader) -> ToolRegistry:
+async def create_tools(config: Config, skills: SkillLoader) -> ToolRegistry:
+    """Every installed tool set's tools, then skill.run; a factory may be async.
+
+    If a factory or a registration fails, the tools made so far are closed before the error
+    propagates, so a browser opened by one tool set does not outlive a failed start.
+    """
     registry = ToolRegistry()
-    for name in plugins.available(plugins.TOOLS_GROUP):
-        factory = plugins.load(plugins.TOOLS_GROUP, name)
-        for tool in factory(config):
-            registry.register(tool)
-    registry.register(SkillRunTool(skills, default_timeout_s=config.tools.shell.timeout_s))
+    made: list[Tool] = []
+    try:
+        for name in plugins.available(plugins.TOOLS_GROUP):
+            factory: ToolFactory = plugins.load(plugins.TOOLS_GROUP, name)
+            produced = factory(config)
+            tools = await produced if inspect.isawaitable(produced) else produced
+            made.extend(tools)
+            for tool in tools:
+                registry.register(tool)
+        registry.register(SkillRunTool(skills, runners=create_skill_runners(config)))
+    except BaseException:
+        await close_tools(reversed(made))
+        raise
     return registry
+
+
+def create_skill_runners(config: Config) -> dict[str, SkillRunner]:
+    """A runner for every skill mode an installed distribution provides, keyed by mode."""
+    return {
+        mode: plugins.load(plugins.SKILL_RUNNERS_GROUP, mode)(config)
+        for mode in plugins.available(plugins.SKILL_RUNNERS_GROUP)
+    }
 
 
 def create_channels(config: Config, names: list[str] | None = None) -> dict[str, ChannelAdapter]:
@@ -123,10 +150,15 @@ async def open_runtime(
     """Everything a turn needs, closed again on exit."""
     llm = create_provider(config, provider, model)
     skills = SkillLoader(expand_path(config.skills.workspace, config.home))
-    tools = create_tools(config, skills)
+    try:
+        tools = await create_tools(config, skills)
+    except BaseException:
+        await llm.aclose()
+        raise
     try:
         memory = await open_memory(config)
     except BaseException:
+        await tools.aclose()
         await llm.aclose()
         raise
     agent = Agent(
@@ -136,10 +168,29 @@ async def open_runtime(
         system_prompt=config.agent.system_prompt,
         skills_context=skills.context,
         max_tool_rounds=config.agent.max_tool_rounds,
+        approval=ApprovalGate(getattr(config.agent, "approval_timeout_s", 300.0)),
+        media=MediaStore.in_home(config.home),
     )
     try:
         yield Runtime(config, memory, llm, tools, skills, agent)
     finally:
+        await tools.aclose()
         with contextlib.suppress(OpenpistaError):
             await llm.aclose()
         await memory.aclose()
+
+
+def create_gateway(runtime: Runtime, channels: dict[str, ChannelAdapter]) -> Gateway:
+    """The gateway every turn goes through, with each channel's approval policy."""
+    config = runtime.config
+
+    def policy(channel_id: str) -> ApprovalPolicy:
+        return "auto" if approval_mode(config, channel_id) == "auto" else "ask"
+
+    return Gateway(
+        runtime.agent,
+        runtime.memory,
+        channels,
+        timeout_s=config.agent.timeout_s,
+        approval=policy,
+    )

@@ -21,3 +21,13 @@ def describe_tool_result(call: ToolCall, result: ToolResult, limit: int = 120) -
     stripped = result.output.strip()
     first_line = stripped.splitlines()[0] if stripped else ""
     return f"  {mark} {call.name}: {_squeeze(first_line, limit)}"
+
+
+APPROVAL_CHOICES = "[y]es / [n]o / [a]ll"
+
+
+def describe_approval_question(call: ToolCall, limit: int = 2000) -> str:
+    """`Allow system.run {"command": "ls"}? [y]es / [n]o / [a]ll`: the question under `ask`.
+
+    The arguments are shown whole up to a generous limit: the user approves what they see."""
+    return f"Allow {call.name} {_squeeze(call.arguments, limit)}? {APPROVAL_CHOICES}"

@@ -7,22 +7,43 @@ conversation that the next turn repairs and continues rather than loses.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+from openpista.core.approval import (
+    ApprovalGate,
+    ApprovalOutcome,
+    ApprovalPolicy,
+    ApprovalRequest,
+    denied_result_text,
+)
+from openpista.core.context import ContextBudget, resolve_budget
+from openpista.core.media import MediaStore
 from openpista.core.memory import MemoryStore
-from openpista.core.models import Image, Message, ToolCall, ToolCallRecord, ToolResult
+from openpista.core.models import (
+    Attachment,
+    AuditEntry,
+    Image,
+    Message,
+    Part,
+    ToolCall,
+    ToolCallRecord,
+    ToolResult,
+)
+from openpista.core.observer import TurnObserver
 from openpista.core.prompt import build_system_prompt
-from openpista.core.provider import ChatRequest, DeltaHandler, LlmProvider
+from openpista.core.provider import ChatRequest, ChatResponse, LlmProvider
 from openpista.core.registry import ToolRegistry
-from openpista.core.tool import ToolContext
+from openpista.core.tool import ToolContext, ToolStates
 
-ToolCallHandler = Callable[[ToolCall], Awaitable[None]]
-"""Called when the LLM asks for a tool call, before it runs."""
-ToolResultHandler = Callable[[ToolCall, ToolResult], Awaitable[None]]
-"""Called when a tool call has finished, as soon as it finishes."""
+logger = logging.getLogger(__name__)
 
 INTERRUPTED_TOOL_RESULT = "(no result: the previous run was interrupted)"
+CANCELLED_TOOL_RESULT = "(no result: the user cancelled the turn while this call was running)"
+CANCELLED_REPLY_NOTE = "[cancelled by the user]"
 EMPTY_REPLY = "(no reply)"
 
 
@@ -39,6 +60,15 @@ class TurnResult:
     """True when the turn ended at max_tool_rounds rather than with the LLM's answer."""
 
 
+@dataclass(slots=True)
+class TurnInput:
+    """What the user said in one turn: text, who said it, and what they attached."""
+
+    text: str
+    sender: str | None = None
+    attachments: Sequence[Attachment] = ()
+
+
 class Agent:
     """Answers a user message in a session, using the provider, the tools and memory."""
 
@@ -51,6 +81,9 @@ class Agent:
         system_prompt: str = "",
         skills_context: Callable[[], str] | None = None,
         max_tool_rounds: int = 30,
+        approval: ApprovalGate | None = None,
+        media: MediaStore | None = None,
+        context: ContextBudget | None = None,
     ) -> None:
         self.provider = provider
         """Replaceable between turns (a model switch takes effect on the next request)."""
@@ -59,48 +92,75 @@ class Agent:
         self.system_prompt = system_prompt
         self.skills_context = skills_context
         self.max_tool_rounds = max_tool_rounds
+        self.approval = approval if approval is not None else ApprovalGate()
+        self.media = media
+        """Where pictures and attachments are saved; None keeps only their descriptions."""
+        self.context = (
+            context if context is not None else ContextBudget(resolve_budget(0, provider.model))
+        )
+        """What each request may hold: older turns are compacted to stay within it."""
+        self.tool_states = ToolStates()
+        """Per-session state tools keep between calls (ToolContext.state)."""
 
     def build_system_message(self) -> Message:
         """The system message for one request; the skills are read afresh every time."""
         skills = self.skills_context() if self.skills_context is not None else ""
-        return Message(role="system", content=build_system_prompt(self.system_prompt, skills))
+        prompt = build_system_prompt(self.system_prompt, skills, tools=self.tools.specs())
+        return Message(role="system", content=prompt)
 
     async def run_turn(
         self,
         session_id: str,
-        text: str,
+        message: TurnInput | str,
         *,
         channel_id: str,
-        on_delta: DeltaHandler | None = None,
-        on_tool_call: ToolCallHandler | None = None,
-        on_tool_result: ToolResultHandler | None = None,
+        observer: TurnObserver | None = None,
+        approval: ApprovalPolicy = "auto",
     ) -> TurnResult:
-        """Answer `text` in the (existing) session `session_id`.
+        """Answer `message` in the (existing) session `session_id`.
 
+        The observer hears the streamed text, the tool calls and the approval questions.
         Raises ProviderError when the LLM fails; everything stored up to then stays stored.
+        Cancelled, it stores the text streamed so far and results for the calls it cut short.
         """
+        turn = message if isinstance(message, TurnInput) else TurnInput(message)
+        observer = observer if observer is not None else TurnObserver()
         memory = self.memory
         conversation = repair_history(await memory.load_messages(session_id))
-        user_message = Message(role="user", content=text)
+        user_message = Message(
+            role="user",
+            content=turn.text,
+            sender=turn.sender,
+            parts=self._store_attachments(turn.attachments),
+        )
         # Stored before the LLM is asked, so the message survives a provider failure.
         await memory.append_messages(session_id, [user_message])
         conversation.append(user_message)
 
-        context = ToolContext(session_id=session_id, channel_id=channel_id)
+        context = ToolContext(
+            session_id=session_id,
+            channel_id=channel_id,
+            sender=turn.sender,
+            state=self.tool_states.for_session(session_id),
+        )
         records: list[ToolCallRecord] = []
         images: list[Image] = []
         rounds = 0
         while True:
-            request = ChatRequest(
-                messages=[self.build_system_message(), *conversation], tools=self.tools.specs()
-            )
-            response = await self.provider.complete(request, on_delta)
+            response = await self._ask(session_id, conversation, observer, index=rounds)
             assistant = response.message
             calls = assistant.tool_calls
 
             if not calls:
                 reply = assistant.content if assistant.content.strip() else EMPTY_REPLY
-                await memory.append_messages(session_id, [Message("assistant", reply)])
+                final = Message(
+                    "assistant",
+                    reply,
+                    parts=assistant.parts,
+                    input_tokens=assistant.input_tokens,
+                    output_tokens=assistant.output_tokens,
+                )
+                await memory.append_messages(session_id, [final])
                 return TurnResult(reply, records, images, rounds)
 
             if rounds >= self.max_tool_rounds:
@@ -111,11 +171,8 @@ class Agent:
 
             await memory.append_messages(session_id, [assistant])
             conversation.append(assistant)
-            if on_tool_call is not None:
-                for call in calls:
-                    await on_tool_call(call)
-            results = await self._run_round(calls, context, on_tool_result)
-            result_messages = [result.to_message() for result in results]
+            results = await self._run_round(calls, context, observer, approval)
+            result_messages = [self._result_message(result) for result in results]
             await memory.append_messages(session_id, result_messages)
             conversation.extend(result_messages)
             for call, result in zip(calls, results, strict=True):
@@ -125,21 +182,155 @@ class Agent:
                 images.extend(result.images)
             rounds += 1
 
+    async def _ask(
+        self, session_id: str, conversation: list[Message], observer: TurnObserver, *, index: int
+    ) -> ChatResponse:
+        """One provider request; on cancellation the text streamed so far is stored."""
+        streamed: list[str] = []
+
+        async def on_delta(text: str) -> None:
+            streamed.append(text)
+            await observer.text_delta(index, text)
+
+        tools = self.tools.specs()
+        fitted = await self.context.fit(
+            session_id,
+            self.build_system_message(),
+            conversation,
+            tools,
+            provider=self.provider,
+            memory=self.memory,
+        )
+        try:
+            response = await self.provider.complete(ChatRequest(fitted.messages, tools), on_delta)
+        except asyncio.CancelledError:
+            said = "".join(streamed).strip()
+            if said:
+                partial = Message("assistant", f"{said}\n\n{CANCELLED_REPLY_NOTE}")
+                await _store_while_cancelled(self.memory, session_id, [partial])
+            raise
+        self.context.observe(fitted, response.usage)
+        message = response.message
+        if response.usage is not None:
+            message.input_tokens = response.usage.input_tokens or None
+            message.output_tokens = response.usage.output_tokens or None
+        await observer.assistant_message(index, message)
+        return response
+
     async def _run_round(
         self,
         calls: Sequence[ToolCall],
         context: ToolContext,
-        on_tool_result: ToolResultHandler | None,
+        observer: TurnObserver,
+        policy: ApprovalPolicy,
     ) -> list[ToolResult]:
-        if on_tool_result is None:
-            return await self.tools.dispatch_all(calls, context)
+        """Ask about each call in order (one question at a time, so "all" covers the rest),
+        then run the allowed ones; every call gets a result and an audit entry."""
+        outcomes: list[ApprovalOutcome] = []
+        for call in calls:
+            request = ApprovalRequest(context.session_id, context.channel_id, call, context.sender)
+            try:
+                outcome = await self.approval.decide(
+                    policy, self.tools.get(call.name), request, observer
+                )
+            finally:
+                await observer.approval_settled(request)
+            outcomes.append(outcome)
 
-        async def run_and_report(call: ToolCall) -> ToolResult:
-            result = await self.tools.dispatch(call, context)
-            await on_tool_result(call, result)
+        results: list[ToolResult | None] = [None] * len(calls)
+
+        positions = {id(call): position for position, call in enumerate(calls)}
+
+        async def run_one(call: ToolCall) -> ToolResult:
+            position = positions[id(call)]
+            outcome = outcomes[position]
+            if not outcome.allowed:
+                result = ToolResult(
+                    call.id, call.name, denied_result_text(call.name, outcome), is_error=True
+                )
+                await observer.tool_finished(call, result)
+                await self._audit(call, context, outcome, result, 0.0)
+                results[position] = result
+                return result
+            await observer.tool_started(call)
+            started = time.monotonic()
+            try:
+                result = await self.tools.dispatch(call, context)
+            except asyncio.CancelledError:
+                result = ToolResult(call.id, call.name, CANCELLED_TOOL_RESULT, is_error=True)
+                await _shielded(self._audit(call, context, outcome, result, started))
+                raise
+            await observer.tool_finished(call, result)
+            await self._audit(call, context, outcome, result, started)
+            results[position] = result
             return result
 
-        return list(await asyncio.gather(*(run_and_report(call) for call in calls)))
+        try:
+            await self.tools.run_round(calls, run_one)
+        except asyncio.CancelledError:
+            # Every call gets a result, so the stored conversation stays one providers accept.
+            finished = [
+                result
+                if result is not None
+                else ToolResult(call.id, call.name, CANCELLED_TOOL_RESULT, is_error=True)
+                for call, result in zip(calls, results, strict=True)
+            ]
+            await _store_while_cancelled(
+                self.memory, context.session_id, [self._result_message(r) for r in finished]
+            )
+            raise
+        return [result for result in results if result is not None]
+
+    async def _audit(
+        self,
+        call: ToolCall,
+        context: ToolContext,
+        outcome: ApprovalOutcome,
+        result: ToolResult,
+        started: float,
+    ) -> None:
+        duration_ms = (time.monotonic() - started) * 1000 if started else 0.0
+        error = _first_line(result.output) if result.is_error else None
+        entry = AuditEntry(
+            at=datetime.now(UTC),
+            session_id=context.session_id,
+            channel_id=context.channel_id,
+            sender=context.sender,
+            tool=call.name,
+            arguments=call.arguments,
+            decision=str(outcome.decision),
+            decided_by=outcome.decided_by,
+            ok=not result.is_error,
+            duration_ms=round(duration_ms, 3),
+            call_id=call.id,
+            error=error,
+        )
+        try:
+            await self.memory.record_tool_call(entry)
+        except Exception:
+            # The call has happened either way; a failed audit write must not hide its result.
+            logger.exception("could not record tool call %s in the audit trail", call.name)
+
+    def _result_message(self, result: ToolResult) -> Message:
+        """The tool message stored and sent: text for the LLM, pictures as media files."""
+        message = result.to_message()
+        if result.images and self.media is not None:
+            parts: list[Part] = []
+            for number, image in enumerate(result.images, start=1):
+                try:
+                    parts.append(self.media.save_image(image, f"{result.name}-{number}"))
+                except Exception:
+                    logger.exception("could not save a picture from %s", result.name)
+            message.parts = parts
+        return message
+
+    def _store_attachments(self, attachments: Sequence[Attachment]) -> list[Part]:
+        if not attachments:
+            return []
+        if self.media is None:
+            logger.warning("attachments arrived but no media folder is set: they are not kept")
+            return []
+        return [self.media.save_attachment(attachment) for attachment in attachments]
 
     def _stopped_reply(self, partial_text: str) -> str:
         limit = self.max_tool_rounds
@@ -150,6 +341,27 @@ class Agent:
         if partial_text.strip():
             return f"{partial_text.rstrip()}\n\n{notice}"
         return notice
+
+
+async def _shielded(awaitable: Awaitable[None]) -> None:
+    """Finish `awaitable` even though the task running it is being cancelled."""
+    try:
+        await asyncio.shield(asyncio.ensure_future(awaitable))
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        logger.exception("could not finish recording a cancelled turn")
+
+
+async def _store_while_cancelled(
+    memory: MemoryStore, session_id: str, messages: list[Message]
+) -> None:
+    await _shielded(memory.append_messages(session_id, messages))
+
+
+def _first_line(text: str) -> str:
+    stripped = text.strip()
+    return stripped.splitlines()[0][:500] if stripped else ""
 
 
 def repair_history(messages: list[Message]) -> list[Message]:

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from openpista.core.models import AgentResponse, ChannelEvent, ToolCall, ToolResult
 
 if TYPE_CHECKING:
+    from openpista.core.approval import ApprovalAnswer, ApprovalRequest
     from openpista.core.config import Config
+    from openpista.core.observer import TurnInfo, TurnObserver
 
 EventDispatcher = Callable[[ChannelEvent], Awaitable[None]]
 """Hands an event to the gateway. Returns once it is queued, not when it is answered."""
@@ -52,6 +54,27 @@ class ToolActivityReceiver(Protocol):
     ) -> None:
         """Called with `result=None` when a call starts, and with its result when it ends."""
         ...
+
+
+@runtime_checkable
+class ApprovalAsker(Protocol):
+    """Optional for adapters: implemented by those that can ask their user to approve a tool
+    call. The gateway calls it while the turn waits; the adapter must take the answer from
+    its input outside the session's queue (never as the session's next message)."""
+
+    async def ask_approval(self, request: ApprovalRequest) -> ApprovalAnswer | None:
+        """The user's answer, or None when nobody can be asked (the call is then denied).
+        Cancelled when the question expires; remove it from the screen then."""
+        ...
+
+
+@runtime_checkable
+class TurnObserving(Protocol):
+    """Optional for adapters: the whole turn as an observer (typing indicators, message
+    boundaries of streamed text). When implemented, the gateway uses this observer instead of
+    calling send_delta, send_tool_activity and ask_approval itself."""
+
+    def observe_turn(self, turn: TurnInfo) -> TurnObserver: ...
 
 
 ChannelFactory = Callable[["Config"], ChannelAdapter]

@@ -107,6 +107,7 @@ class CronScheduler:
             text=job.message,
             sender="cron",
             metadata={"cron": job.schedule},
+            unrequested=True,
         )
         try:
             await self._dispatch(event)

@@ -10,17 +10,45 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from openpista.core.agent import Agent, ToolCallHandler, ToolResultHandler
-from openpista.core.channel import ChannelAdapter, ToolActivityReceiver
+from openpista.core.agent import Agent, TurnInput, TurnResult
+from openpista.core.approval import ApprovalAnswer, ApprovalPolicy, ApprovalRequest
+from openpista.core.channel import (
+    ApprovalAsker,
+    ChannelAdapter,
+    ToolActivityReceiver,
+    TurnObserving,
+)
 from openpista.core.errors import OpenpistaError, ProviderError
 from openpista.core.memory import MemoryStore
-from openpista.core.models import AgentResponse, ChannelEvent, ToolCall, ToolResult
-from openpista.core.provider import DeltaHandler
+from openpista.core.models import AgentResponse, ChannelEvent, Message, ToolCall, ToolResult
+from openpista.core.observer import TurnInfo, TurnObserver
 
 logger = logging.getLogger(__name__)
+
+CANCELLED_REPLY = "(cancelled)"
+
+PolicyResolver = Callable[[str], ApprovalPolicy]
+"""The approval policy for a channel id (`[channels.NAME] approval`, then `[agent] approval`)."""
+
+
+def ask_everywhere(channel_id: str) -> ApprovalPolicy:
+    """The default policy resolver: ask on every channel (what remote channels need)."""
+    return "ask"
+
+
+async def ensure_session(memory: MemoryStore, session_id: str, channel_id: str) -> None:
+    """Create session `session_id` unless it exists, tolerating another process creating it
+    at the same moment (two `run -s X` started together both go on in session X)."""
+    if await memory.get_session(session_id) is not None:
+        return
+    try:
+        await memory.create_session(channel_id, session_id)
+    except OpenpistaError:
+        if await memory.get_session(session_id) is None:
+            raise
 
 
 class SessionRouter:
@@ -46,8 +74,7 @@ class SessionRouter:
         async with self._lock:
             session_id = event.session_id
             if session_id is not None:
-                if await self._memory.get_session(session_id) is None:
-                    await self._memory.create_session(channel_id, session_id)
+                await ensure_session(self._memory, session_id, channel_id)
             else:
                 current = self._current.get(channel_id)
                 if current is not None:
@@ -74,11 +101,18 @@ class _Job:
     session_id: str
     reply_to: asyncio.Future[AgentResponse] | None
     """Set for `handle`: the response goes here instead of to the channel."""
-    on_delta: DeltaHandler | None = None
+    observer: TurnObserver | None = None
+    """Set for `handle`: hears the turn instead of the channel."""
+    policy: ApprovalPolicy | None = None
 
 
 class Gateway:
-    """Routes channel events to agent turns and the agent's replies back to the channels."""
+    """Routes channel events to agent turns and the agent's replies back to the channels.
+
+    Every turn, whichever way it arrives (`dispatch` from a channel, `handle` from `run -e`),
+    runs through `_answer`: the session lock, the turn timeout (paused while an approval
+    question waits), the observer, and failures turned into error replies.
+    """
 
     def __init__(
         self,
@@ -88,16 +122,19 @@ class Gateway:
         *,
         timeout_s: float = 120.0,
         router: SessionRouter | None = None,
+        approval: PolicyResolver = ask_everywhere,
     ) -> None:
         self.agent = agent
         self.memory = memory
         self.timeout_s = timeout_s
         self.router = router if router is not None else SessionRouter(memory)
+        self.approval = approval
         self._channels: dict[str, ChannelAdapter] = dict(channels)
         for adapter in channels.values():
             self._channels.setdefault(adapter.name, adapter)
         self._queues: dict[str, deque[_Job]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._turns: dict[str, asyncio.Task[AgentResponse]] = {}
         self._accepting = True
 
     @property
@@ -122,17 +159,23 @@ class Gateway:
                     f"❌ Could not open the conversation's session: {type(exc).__name__}: {exc}. "
                     "Check the [database] settings and the log.",
                     is_error=True,
+                    in_reply_to=_reply_id(event),
                 )
             )
             return
         self._enqueue(_Job(event, session_id, reply_to=None))
 
     async def handle(
-        self, event: ChannelEvent, *, on_delta: DeltaHandler | None = None
+        self,
+        event: ChannelEvent,
+        *,
+        observer: TurnObserver | None = None,
+        approval: ApprovalPolicy | None = None,
     ) -> AgentResponse:
         """Run the turn for `event` (in its session's order) and return the response.
 
-        Streamed text goes to `on_delta` when given, else to the event's channel if it has one.
+        `observer` hears the turn (else the event's channel, if one is running);
+        `approval` overrides the channel's policy.
         """
         if not self._accepting:
             raise OpenpistaError(
@@ -140,8 +183,17 @@ class Gateway:
             )
         session_id = await self.router.resolve(event)
         future: asyncio.Future[AgentResponse] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Job(event, session_id, reply_to=future, on_delta=on_delta))
+        self._enqueue(_Job(event, session_id, future, observer, approval))
         return await future
+
+    def cancel_turn(self, session_id: str) -> bool:
+        """Cancel the session's running turn (the user's stop). What was said stays stored, and
+        the reply says the turn was cancelled. False when no turn is running."""
+        task = self._turns.get(session_id)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        return True
 
     async def shutdown(self, cancel: bool = False) -> None:
         """Stop taking events, then let queued and running turns finish (or cancel them)."""
@@ -192,7 +244,24 @@ class Gateway:
                     job.reply_to.cancel()
 
     async def _process(self, job: _Job) -> None:
-        response = await self._answer(job)
+        # The turn is a task of its own so that cancel_turn stops the turn, not the worker.
+        turn = asyncio.create_task(self._answer(job), name=f"openpista-turn-{job.session_id}")
+        self._turns[job.session_id] = turn
+        try:
+            response = await turn
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the worker itself is being cancelled (shutdown)
+            response = AgentResponse(
+                job.event.channel_id,
+                job.session_id,
+                CANCELLED_REPLY,
+                in_reply_to=_reply_id(job.event),
+                cancelled=True,
+            )
+        finally:
+            self._turns.pop(job.session_id, None)
         if job.reply_to is not None:
             if not job.reply_to.done():
                 job.reply_to.set_result(response)
@@ -221,99 +290,188 @@ class Gateway:
         event = job.event
         channel_id = event.channel_id
         session_id = job.session_id
-        on_delta = job.on_delta if job.on_delta is not None else self._delta_sender(job)
-        on_tool_call, on_tool_result = self._activity_senders(job)
-        deadline = asyncio.timeout(self.timeout_s)
-        try:
-            async with deadline:
-                result = await self.agent.run_turn(
-                    session_id,
-                    event.text,
-                    channel_id=channel_id,
-                    on_delta=on_delta,
-                    on_tool_call=on_tool_call,
-                    on_tool_result=on_tool_result,
+        info = TurnInfo(session_id, channel_id, event.id, event.sender)
+        observer = job.observer if job.observer is not None else self._observer_for(info)
+        policy = job.policy if job.policy is not None else self.approval(channel_id)
+        turn_input = TurnInput(event.text, event.sender, event.attachments)
+
+        async def on_wait() -> None:
+            await observer.waiting_for_session(info)
+
+        result: TurnResult | None = None
+        failure: BaseException | None = None
+        async with self.memory.lock_session(session_id, on_wait):
+            await observer.turn_started(info)
+            deadline = asyncio.timeout(self.timeout_s)
+            try:
+                async with deadline:
+                    result = await self.agent.run_turn(
+                        session_id,
+                        turn_input,
+                        channel_id=channel_id,
+                        observer=_PausingDeadline(observer, deadline, self.timeout_s),
+                        approval=policy,
+                    )
+            except TimeoutError as exc:
+                failure = exc
+                if not deadline.expired():
+                    # Some other timeout inside the turn, not ours: report it as the failure.
+                    return self._failure(event, session_id, exc)
+                limit = f"{self.timeout_s:g}"
+                content = (
+                    f"❌ The agent took longer than {limit} s to answer and was stopped "
+                    f"(agent.timeout_s = {limit}). Ask for something smaller, or raise "
+                    "agent.timeout_s in the configuration."
                 )
-        except TimeoutError as exc:
-            if not deadline.expired():
-                # Some other timeout inside the turn, not ours: report it as the failure it is.
-                return self._failure(channel_id, session_id, exc)
-            limit = f"{self.timeout_s:g}"
-            content = (
-                f"❌ The agent took longer than {limit} s to answer and was stopped "
-                f"(agent.timeout_s = {limit}). Ask for something smaller, or raise "
-                "agent.timeout_s in the configuration."
-            )
-            return AgentResponse(channel_id, session_id, content, is_error=True)
-        except ProviderError as exc:
-            content = f"❌ The LLM provider failed: {exc}"
-            return AgentResponse(channel_id, session_id, content, is_error=True)
-        except Exception as exc:
-            return self._failure(channel_id, session_id, exc)
+                return AgentResponse(
+                    channel_id, session_id, content, is_error=True, in_reply_to=_reply_id(event)
+                )
+            except ProviderError as exc:
+                failure = exc
+                content = f"❌ The LLM provider failed: {exc}"
+                return AgentResponse(
+                    channel_id, session_id, content, is_error=True, in_reply_to=_reply_id(event)
+                )
+            except OpenpistaError as exc:
+                # Our own errors say what happened and what to do: show them as they are.
+                failure = exc
+                return AgentResponse(
+                    channel_id, session_id, f"❌ {exc}", is_error=True, in_reply_to=_reply_id(event)
+                )
+            except Exception as exc:
+                failure = exc
+                return self._failure(event, session_id, exc)
+            except asyncio.CancelledError as exc:
+                failure = exc
+                raise
+            finally:
+                await _contained(observer.turn_ended(info, result, failure), "turn_ended")
+        assert result is not None  # every other way out of the try returned or raised
         return AgentResponse(
             channel_id,
             session_id,
             result.reply,
             tool_calls=result.tool_calls,
             images=result.images,
+            in_reply_to=_reply_id(event),
+            stopped_at_limit=result.stopped_at_limit,
         )
 
-    def _failure(self, channel_id: str, session_id: str, exc: Exception) -> AgentResponse:
+    def _failure(self, event: ChannelEvent, session_id: str, exc: Exception) -> AgentResponse:
         logger.exception("answering a message in session %s failed", session_id, exc_info=exc)
         content = (
             f"❌ Something went wrong while answering: {type(exc).__name__}: {exc}. "
             "The log has the details."
         )
-        return AgentResponse(channel_id, session_id, content, is_error=True)
+        return AgentResponse(
+            event.channel_id, session_id, content, is_error=True, in_reply_to=_reply_id(event)
+        )
 
-    def _delta_sender(self, job: _Job) -> DeltaHandler | None:
-        channel_id = job.event.channel_id
-        adapter = self._adapter_for(channel_id)
+    def _observer_for(self, turn: TurnInfo) -> TurnObserver:
+        adapter = self._adapter_for(turn.channel_id)
         if adapter is None:
-            return None
-        session_id = job.session_id
-
-        async def send_delta(text: str) -> None:
-            try:
-                await adapter.send_delta(channel_id, session_id, text)
-            except Exception:
-                # A lost piece of streaming is cosmetic; the full reply still follows.
-                logger.debug(
-                    "channel %s failed to stream to %s", adapter.name, channel_id, exc_info=True
-                )
-
-        return send_delta
-
-    def _activity_senders(
-        self, job: _Job
-    ) -> tuple[ToolCallHandler | None, ToolResultHandler | None]:
-        """Tool activity for adapters that show it (ToolActivityReceiver); None otherwise."""
-        if job.reply_to is not None:
-            return None, None
-        channel_id = job.event.channel_id
-        adapter = self._adapter_for(channel_id)
-        if not isinstance(adapter, ToolActivityReceiver):
-            return None, None
-        receiver: ToolActivityReceiver = adapter
-        session_id = job.session_id
-
-        async def send(call: ToolCall, result: ToolResult | None) -> None:
-            try:
-                await receiver.send_tool_activity(channel_id, session_id, call, result)
-            except Exception:
-                # Showing activity is a courtesy; the turn goes on without it.
-                logger.debug("channel %s failed to show tool activity", channel_id, exc_info=True)
-
-        async def on_call(call: ToolCall) -> None:
-            await send(call, None)
-
-        async def on_result(call: ToolCall, result: ToolResult) -> None:
-            await send(call, result)
-
-        return on_call, on_result
+            return TurnObserver()
+        if isinstance(adapter, TurnObserving):
+            return adapter.observe_turn(turn)
+        return ChannelObserver(adapter, turn)
 
     def _adapter_for(self, channel_id: str) -> ChannelAdapter | None:
         return self._channels.get(_channel_name(channel_id))
+
+
+class ChannelObserver(TurnObserver):
+    """A turn as a plain channel adapter shows it: streamed text through send_delta, tool
+    activity when it is a ToolActivityReceiver, approval questions when it is an
+    ApprovalAsker. A failing channel never breaks the turn: its errors are logged."""
+
+    def __init__(self, adapter: ChannelAdapter, turn: TurnInfo) -> None:
+        self.adapter = adapter
+        self.turn = turn
+
+    async def text_delta(self, message_index: int, text: str) -> None:
+        turn = self.turn
+        # A lost piece of streaming is cosmetic; the full reply still follows.
+        await _contained(
+            self.adapter.send_delta(turn.channel_id, turn.session_id, text), "send_delta"
+        )
+
+    async def tool_started(self, call: ToolCall) -> None:
+        await self._activity(call, None)
+
+    async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
+        await self._activity(call, result)
+
+    async def request_approval(self, request: ApprovalRequest) -> ApprovalAnswer | None:
+        adapter = self.adapter
+        if not isinstance(adapter, ApprovalAsker):
+            return None
+        try:
+            return await adapter.ask_approval(request)
+        except Exception:
+            logger.exception("channel %s failed to ask for approval", self.adapter.name)
+            return None
+
+    async def _activity(self, call: ToolCall, result: ToolResult | None) -> None:
+        adapter = self.adapter
+        if isinstance(adapter, ToolActivityReceiver):
+            turn = self.turn
+            # Showing activity is a courtesy; the turn goes on without it.
+            await _contained(
+                adapter.send_tool_activity(turn.channel_id, turn.session_id, call, result),
+                "send_tool_activity",
+            )
+
+
+class _PausingDeadline(TurnObserver):
+    """Passes everything on to `inner`, and stops the turn's clock while a question waits:
+    the time a person takes to answer does not count against agent.timeout_s."""
+
+    def __init__(self, inner: TurnObserver, deadline: asyncio.Timeout, timeout_s: float) -> None:
+        self.inner = inner
+        self.deadline = deadline
+        self.timeout_s = timeout_s
+        self._questions = 0
+        self._remaining: float | None = None
+
+    async def text_delta(self, message_index: int, text: str) -> None:
+        await self.inner.text_delta(message_index, text)
+
+    async def assistant_message(self, message_index: int, message: Message) -> None:
+        await self.inner.assistant_message(message_index, message)
+
+    async def tool_started(self, call: ToolCall) -> None:
+        await self.inner.tool_started(call)
+
+    async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
+        await self.inner.tool_finished(call, result)
+
+    async def approval_settled(self, request: ApprovalRequest) -> None:
+        await self.inner.approval_settled(request)
+
+    async def request_approval(self, request: ApprovalRequest) -> ApprovalAnswer | None:
+        loop = asyncio.get_running_loop()
+        if self._questions == 0:
+            when = self.deadline.when()
+            self._remaining = None if when is None else max(when - loop.time(), 0.0)
+            self.deadline.reschedule(None)
+        self._questions += 1
+        try:
+            return await self.inner.request_approval(request)
+        finally:
+            self._questions -= 1
+            if self._questions == 0 and self._remaining is not None:
+                self.deadline.reschedule(loop.time() + self._remaining)
+
+
+async def _contained(awaitable: Awaitable[None], what: str) -> None:
+    try:
+        await awaitable
+    except Exception:
+        logger.debug("%s failed", what, exc_info=True)
+
+
+def _reply_id(event: ChannelEvent) -> str | None:
+    return None if event.unrequested else event.id
 
 
 def _channel_name(channel_id: str) -> str:

@@ -219,8 +219,9 @@ class ChannelEvent:
 
     `channel_id` names the conversation (`cli:local`, `telegram:42`); `session_id`, when set,
     asks for that session explicitly instead of the channel's current one. `id` is unique per
-    event; the response answering it carries it as `in_reply_to`. `sender` names who wrote it
-    (stored with the user message).
+    event; the response answering it carries it as `in_reply_to`, unless the event is
+    `unrequested` (a cron job's: nobody on the channel asked, so the reply answers no one).
+    `sender` names who wrote it (stored with the user message).
     """
 
     channel_id: str
@@ -230,6 +231,7 @@ class ChannelEvent:
     metadata: dict[str, Any] = field(default_factory=lambda: {})
     id: str = field(default_factory=new_id, compare=False)
     attachments: list[Attachment] = field(default_factory=lambda: [])
+    unrequested: bool = False
 
 
 @dataclass(slots=True)
@@ -247,6 +249,10 @@ class AgentResponse:
     tool_calls: list[ToolCallRecord] = field(default_factory=lambda: [])
     images: list[Image] = field(default_factory=lambda: [])
     in_reply_to: str | None = None
+    stopped_at_limit: bool = False
+    """The agent stopped at max_tool_rounds without a final answer."""
+    cancelled: bool = False
+    """The turn was cancelled (the user's stop); `content` says so."""
 
 
 @dataclass(frozen=True, slots=True)

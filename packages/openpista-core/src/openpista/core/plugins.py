@@ -1,7 +1,8 @@
-"""Finding the providers, tools and channels installed as entry points, ours and third parties'.
+"""Finding the providers, tools, channels and skill runners installed as entry points.
 
-An entry point is only imported when it is loaded, so listing what is installed stays cheap;
-importlib.metadata itself (tens of milliseconds) is imported on first use, not at start-up.
+Third parties' entry points are found exactly like ours. An entry point is only imported when
+it is loaded, so listing what is installed stays cheap; importlib.metadata itself (tens of
+milliseconds) is imported on first use, not at start-up.
 """
 
 from __future__ import annotations
@@ -16,8 +17,15 @@ if TYPE_CHECKING:
 PROVIDERS_GROUP = "openpista.providers"
 TOOLS_GROUP = "openpista.tools"
 CHANNELS_GROUP = "openpista.channels"
+SKILL_RUNNERS_GROUP = "openpista.skill_runners"
+"""Entry name: a skill mode (`subprocess`, `wasm`, `container`); object: a SkillRunnerFactory."""
 
-_KINDS = {PROVIDERS_GROUP: "provider", TOOLS_GROUP: "tool set", CHANNELS_GROUP: "channel"}
+_KINDS = {
+    PROVIDERS_GROUP: "provider",
+    TOOLS_GROUP: "tool set",
+    CHANNELS_GROUP: "channel",
+    SKILL_RUNNERS_GROUP: "skill runner",
+}
 
 
 def available(group: str) -> list[str]:

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, cast
 
 from openpista.core.errors import ToolError, ToolRegistrationError
 from openpista.core.models import ToolCall, ToolResult
 from openpista.core.provider import ToolSpec
 from openpista.core.schema import validate_arguments
-from openpista.core.tool import Tool, ToolContext, ToolOutput, wire_name
+from openpista.core.tool import MAX_WIRE_NAME_LENGTH, Tool, ToolContext, ToolOutput, wire_name
+
+__all__ = ["MAX_WIRE_NAME_LENGTH", "ToolRegistry", "close_tools"]
 
 logger = logging.getLogger(__name__)
-
-MAX_WIRE_NAME_LENGTH = 64
 
 
 class ToolRegistry:
@@ -29,6 +29,7 @@ class ToolRegistry:
         self._tools: dict[str, Tool] = {}
         self._by_wire_name: dict[str, Tool] = {}
         self._specs: list[ToolSpec] | None = None
+        self._closed = False
         for tool in tools:
             self.register(tool)
 
@@ -39,11 +40,6 @@ class ToolRegistry:
             raise ToolRegistrationError(
                 f"cannot register tool {tool!r}: its name is empty; give it a dotted name "
                 "such as 'system.run'"
-            )
-        if len(name) > MAX_WIRE_NAME_LENGTH:
-            raise ToolRegistrationError(
-                f"cannot register tool '{name}': its name is {len(name)} characters long and "
-                f"providers accept at most {MAX_WIRE_NAME_LENGTH}; choose a shorter name"
             )
         if name in self._tools:
             raise ToolRegistrationError(
@@ -136,10 +132,79 @@ class ToolRegistry:
     async def dispatch_all(
         self, calls: Sequence[ToolCall], context: ToolContext
     ) -> list[ToolResult]:
-        """Run a round's calls concurrently; results come back in call order."""
+        """Dispatch a round's calls as `run_round` orders them; results come back in call order."""
+        return await self.run_round(calls, lambda call: self.dispatch(call, context))
+
+    async def run_round(
+        self,
+        calls: Sequence[ToolCall],
+        run_one: Callable[[ToolCall], Awaitable[ToolResult]],
+    ) -> list[ToolResult]:
+        """Run `run_one` on every call of a round; results come back in call order.
+
+        Calls run concurrently, except that calls of tools sharing a `serial_group` form one
+        chain that runs one call after another in the order the model gave them (a browser's
+        click, then its type). Chains and ungrouped calls run concurrently with each other.
+        If one call raises, the rest are cancelled and the exception propagates.
+        """
         if len(calls) == 1:
-            return [await self.dispatch(calls[0], context)]
-        return list(await asyncio.gather(*(self.dispatch(call, context) for call in calls)))
+            return [await run_one(calls[0])]
+        results: list[ToolResult | None] = [None] * len(calls)
+        chains: dict[str, list[int]] = {}
+        loose: list[int] = []
+        for index, call in enumerate(calls):
+            group = self._serial_group(call.name)
+            if group is None:
+                loose.append(index)
+            else:
+                chains.setdefault(group, []).append(index)
+
+        async def run_chain(indexes: list[int]) -> None:
+            for index in indexes:
+                results[index] = await run_one(calls[index])
+
+        tasks = [
+            asyncio.ensure_future(run_chain(indexes))
+            for indexes in (*([index] for index in loose), *chains.values())
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            # gather leaves the others running when one fails or this round is cancelled.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        # Every chain has finished, so every slot holds its call's result.
+        return cast("list[ToolResult]", results)
+
+    def _serial_group(self, name: str) -> str | None:
+        tool = self.get(name)
+        group: object = getattr(tool, "serial_group", None) if tool is not None else None
+        return group if isinstance(group, str) and group else None
+
+    async def aclose(self) -> None:
+        """Release what the tools opened: each tool's `aclose()`, newest first, once.
+
+        A tool whose `aclose()` fails is logged and the rest are still closed; a second call
+        does nothing.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        await close_tools(reversed(list(self._tools.values())))
+
+
+async def close_tools(tools: Iterable[Tool]) -> None:
+    """Await `aclose()` of each tool that has one, in order; failures are logged, not raised."""
+    for tool in tools:
+        close: object = getattr(tool, "aclose", None)
+        if not callable(close):
+            continue
+        try:
+            await cast("Callable[[], Awaitable[object]]", close)()
+        except Exception:
+            logger.warning("closing tool %s failed", tool.name, exc_info=True)
 
 
 def _origin(tool: Tool) -> str:

@@ -2,8 +2,9 @@
 
 A SKILL.md may start with YAML front matter between two `---` lines (`name`, `description`,
 `mode: subprocess|wasm|container`, `image`, `timeout_s`); its body goes into the system prompt.
-subprocess skills run `run.sh` with bash or `main.py` with python; the other modes run through a
-SkillRunner that openpista-sandbox supplies.
+Every mode runs through a SkillRunner found under the `openpista.skill_runners` entry point
+group: core's SubprocessSkillRunner runs `run.sh` with bash or `main.py` with python;
+openpista-sandbox supplies wasm and container.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from openpista.core.errors import ToolError
 from openpista.core.process import run_process, truncate_output
 from openpista.core.tool import ToolContext, ToolOutput
+
+if TYPE_CHECKING:
+    from openpista.core.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -197,80 +201,63 @@ def _skill_files(workspace: Path) -> Iterator[Path]:
 
 
 class SkillRunner(Protocol):
-    """Runs skills of one mode other than subprocess (wasm, container)."""
+    """Runs the skills of one mode; the `openpista.skill_runners` entry named after the mode
+    names a `SkillRunnerFactory` that makes it.
 
-    async def run(self, skill: Skill, args: dict[str, Any]) -> ToolOutput: ...
+    Optional methods a runner may define (read with getattr, so plain runners need none):
+
+    - `availability() -> str | None`: None when skills of this mode can run here, else what is
+      missing (no WASM runtime, no Docker engine), for `openpista skills list` to show.
+    - `async aclose()`: releases what the runner opened; called once when the process stops.
+    """
+
+    async def run(self, skill: Skill, args: dict[str, Any], context: ToolContext) -> ToolOutput:
+        """The skill's result; raises ToolError when it fails, saying which way."""
+        ...
 
 
-SKILL_RUN_PARAMETERS: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "description": "The skill's name, as listed under Skills."},
-        "args": {
-            "type": "object",
-            "description": "Arguments for the skill; it receives them as JSON.",
-        },
-    },
-    "required": ["name"],
-    "additionalProperties": False,
+SkillRunnerFactory = Callable[["Config"], SkillRunner]
+"""What an `openpista.skill_runners` entry point names: the runner for a configuration."""
+
+
+def missing_runner_message(skill: Skill) -> str:
+    """What to tell the user when no installed distribution runs `skill`'s mode."""
+    provider = _RUNNER_PROVIDERS.get(skill.mode, "")
+    return (
+        f"skill {skill.name} uses mode '{skill.mode}', but no installed distribution provides "
+        f"a '{skill.mode}' skill runner" + (f" ({provider})" if provider else "")
+    )
+
+
+_RUNNER_PROVIDERS: dict[str, str] = {
+    "subprocess": "openpista-core provides it: reinstall openpista-core",
+    "wasm": "openpista-sandbox provides it once its WASM runtime lands",
+    "container": "openpista-sandbox provides it once its container runtime lands",
 }
 
 
-class SkillRunTool:
-    """The `skill.run` tool: runs a workspace skill by name and returns its output."""
+class SubprocessSkillRunner:
+    """Runs subprocess skills: `run.sh` with bash, else `main.py` with this Python.
 
-    def __init__(
-        self,
-        loader: SkillLoader,
-        *,
-        default_timeout_s: float = 30.0,
-        runners: Mapping[str, SkillRunner] | None = None,
-        max_output_chars: int = 10000,
-    ) -> None:
-        self.loader = loader
+    `args` arrive as JSON on stdin and in OPENPISTA_SKILL_ARGS; stdout is the result, cut past
+    `max_output_chars`; a non-zero exit or the timeout is a ToolError saying which.
+    """
+
+    def __init__(self, *, default_timeout_s: float = 30.0, max_output_chars: int = 10000) -> None:
         self.default_timeout_s = default_timeout_s
-        self.runners: dict[str, SkillRunner] = dict(runners or {})
+        """For skills whose SKILL.md sets no `timeout_s`."""
         self.max_output_chars = max_output_chars
 
-    @property
-    def name(self) -> str:
-        return "skill.run"
+    @classmethod
+    def from_config(cls, config: Config) -> SubprocessSkillRunner:
+        """The `subprocess` entry point: timeout and output limit from `[tools.shell]`."""
+        shell = config.tools.shell
+        return cls(default_timeout_s=shell.timeout_s, max_output_chars=shell.max_output_chars)
 
-    @property
-    def description(self) -> str:
-        return (
-            "Run a skill from the skills workspace by name. The skills and what they do are "
-            "listed in the system prompt under Skills. `args` is passed to the skill as JSON; "
-            "the result is what the skill printed."
-        )
+    def availability(self) -> str | None:
+        return None
 
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return SKILL_RUN_PARAMETERS
-
-    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
-        name = str(arguments.get("name", ""))
-        args = cast("dict[str, Any]", arguments.get("args") or {})
-        skills = self.loader.discover()
-        skill = next((skill for skill in skills if skill.name == name), None)
-        if skill is None:
-            if not skills:
-                raise ToolError(
-                    f"unknown skill {name!r}: no skills are installed in {self.loader.workspace}"
-                )
-            available = ", ".join(sorted(skill.name for skill in skills))
-            raise ToolError(f"unknown skill {name!r}; available skills: {available}")
-        if skill.mode == "subprocess":
-            return await self._run_subprocess(skill, args)
-        runner = self.runners.get(skill.mode)
-        if runner is None:
-            raise ToolError(
-                f"skill {skill.name} uses mode '{skill.mode}', which needs openpista-sandbox: "
-                "install it (pip install openpista-sandbox) and restart openpista"
-            )
-        return await runner.run(skill, args)
-
-    async def _run_subprocess(self, skill: Skill, args: dict[str, Any]) -> ToolOutput:
+    async def run(self, skill: Skill, args: dict[str, Any], context: ToolContext) -> ToolOutput:
         if (skill.path / "run.sh").is_file():
             argv = ["bash", "run.sh"]
         elif (skill.path / "main.py").is_file():
@@ -300,3 +287,79 @@ class SkillRunTool:
             raise ToolError(f"skill {skill.name} exited with code {result.exit_code}: {stderr}")
         output = result.stdout if result.stdout.strip() else f"(skill {skill.name} printed nothing)"
         return ToolOutput(truncate_output(output, self.max_output_chars))
+
+
+SKILL_RUN_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "description": "The skill's name, as listed under Skills."},
+        "args": {
+            "type": "object",
+            "description": "Arguments for the skill; it receives them as JSON.",
+        },
+    },
+    "required": ["name"],
+    "additionalProperties": False,
+}
+
+
+class SkillRunTool:
+    """The `skill.run` tool: runs a workspace skill by name through its mode's runner.
+
+    `runners` maps a mode to its runner; left out, subprocess skills run with the defaults and
+    other modes have none. Needs approval: a skill runs code on the owner's machine.
+    """
+
+    requires_approval = True
+
+    def __init__(
+        self, loader: SkillLoader, *, runners: Mapping[str, SkillRunner] | None = None
+    ) -> None:
+        self.loader = loader
+        self.runners: dict[str, SkillRunner] = (
+            dict(runners) if runners is not None else {"subprocess": SubprocessSkillRunner()}
+        )
+
+    @property
+    def name(self) -> str:
+        return "skill.run"
+
+    @property
+    def description(self) -> str:
+        return (
+            "Run a skill from the skills workspace by name. The skills and what they do are "
+            "listed in the system prompt under Skills. `args` is passed to the skill as JSON; "
+            "the result is what the skill printed."
+        )
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return SKILL_RUN_PARAMETERS
+
+    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
+        name = str(arguments.get("name", ""))
+        args = cast("dict[str, Any]", arguments.get("args") or {})
+        skills = self.loader.discover()
+        skill = next((skill for skill in skills if skill.name == name), None)
+        if skill is None:
+            if not skills:
+                raise ToolError(
+                    f"unknown skill {name!r}: no skills are installed in {self.loader.workspace}"
+                )
+            available = ", ".join(sorted(skill.name for skill in skills))
+            raise ToolError(f"unknown skill {name!r}; available skills: {available}")
+        runner = self.runners.get(skill.mode)
+        if runner is None:
+            raise ToolError(missing_runner_message(skill))
+        return await runner.run(skill, args, context)
+
+    async def aclose(self) -> None:
+        """Close the runners that hold something open; one failing does not stop the rest."""
+        for mode, runner in self.runners.items():
+            close: object = getattr(runner, "aclose", None)
+            if not callable(close):
+                continue
+            try:
+                await cast("Callable[[], Awaitable[object]]", close)()
+            except Exception:
+                logger.warning("closing the %s skill runner failed", mode, exc_info=True)

@@ -19,8 +19,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from openpista.core.approval import ApprovalAnswer, ApprovalDecision, ApprovalRequest
 from openpista.core.channel import EventDispatcher
 from openpista.core.errors import OpenpistaError, ProviderError, SessionNotFoundError
 from openpista.core.memory import LockWaitHandler
@@ -32,9 +33,14 @@ from openpista.core.models import (
     Session,
     Summary,
     ToolCall,
+    ToolResult,
 )
+from openpista.core.observer import TurnInfo, TurnObserver
 from openpista.core.provider import ChatRequest, ChatResponse, DeltaHandler
 from openpista.core.store.session_locks import SessionLocks
+
+if TYPE_CHECKING:
+    from openpista.core.agent import TurnResult
 
 ScriptFunction = Callable[[ChatRequest], Awaitable[ChatResponse | Message]]
 ScriptItem = ChatResponse | Message | str | BaseException | ScriptFunction
@@ -263,6 +269,64 @@ class InMemoryStore:
 
     async def aclose(self) -> None:
         pass
+
+
+class RecordingObserver(TurnObserver):
+    """A TurnObserver that records what it hears and answers approval questions from a list.
+
+    `events` holds ("turn_started" | "delta" | "message" | "tool_started" | "tool_finished" |
+    "approval" | "turn_ended" | "waiting", detail) tuples in order. `answers` are given to the
+    approval questions in turn (an ApprovalDecision, or None for "nobody can be asked");
+    with none left, questions are answered None.
+    """
+
+    def __init__(
+        self, answers: Iterable[ApprovalDecision | None] = (), *, who: str = "tester"
+    ) -> None:
+        self.answers: list[ApprovalDecision | None] = list(answers)
+        self.who = who
+        self.events: list[tuple[str, Any]] = []
+        self.questions: list[ApprovalRequest] = []
+
+    def deltas(self, message_index: int | None = None) -> str:
+        """The streamed text (of one assistant message, when an index is given)."""
+        pieces: list[str] = []
+        for kind, detail in self.events:
+            if kind == "delta" and message_index in (None, detail[0]):
+                pieces.append(detail[1])
+        return "".join(pieces)
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _ in self.events]
+
+    async def turn_started(self, turn: TurnInfo) -> None:
+        self.events.append(("turn_started", turn))
+
+    async def waiting_for_session(self, turn: TurnInfo) -> None:
+        self.events.append(("waiting", turn))
+
+    async def text_delta(self, message_index: int, text: str) -> None:
+        self.events.append(("delta", (message_index, text)))
+
+    async def assistant_message(self, message_index: int, message: Message) -> None:
+        self.events.append(("message", (message_index, message)))
+
+    async def tool_started(self, call: ToolCall) -> None:
+        self.events.append(("tool_started", call))
+
+    async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
+        self.events.append(("tool_finished", (call, result)))
+
+    async def request_approval(self, request: ApprovalRequest) -> ApprovalAnswer | None:
+        self.questions.append(request)
+        self.events.append(("approval", request))
+        answer = self.answers.pop(0) if self.answers else None
+        return None if answer is None else ApprovalAnswer(answer, self.who)
+
+    async def turn_ended(
+        self, turn: TurnInfo, result: TurnResult | None, error: BaseException | None
+    ) -> None:
+        self.events.append(("turn_ended", (result, error)))
 
 
 class RecordingChannel:

@@ -12,13 +12,27 @@ from openpista.core.models import Image
 if TYPE_CHECKING:
     from openpista.core.config import Config
 
+MAX_WIRE_NAME_LENGTH = 64
 WIRE_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _NOT_WIRE_SAFE = re.compile(r"[^a-zA-Z0-9_-]")
+_KEPT_PREFIX_CHARS = 55
+_DIGEST_CHARS = 8
 
 
 def wire_name(name: str) -> str:
-    """The name providers put on the wire: dots (and anything else unsafe) become underscores."""
-    return _NOT_WIRE_SAFE.sub("_", name)[:64]
+    """The name providers put on the wire: dots (and anything else unsafe) become underscores.
+
+    A name that would pass 64 characters (a long `mcp.<server>.<tool>`) keeps its first 55
+    and ends in `_` and 8 hex digits of the full name's SHA-256: the same name always gives
+    the same wire name, and two long names sharing a prefix still differ.
+    """
+    safe = _NOT_WIRE_SAFE.sub("_", name)
+    if len(safe) <= MAX_WIRE_NAME_LENGTH:
+        return safe
+    import hashlib
+
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:_DIGEST_CHARS]
+    return f"{safe[:_KEPT_PREFIX_CHARS]}_{digest}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +47,28 @@ class ToolContext:
     channel_id: str
     sender: str | None = None
     state: dict[str, Any] = field(default_factory=lambda: {})
+
+
+class ToolStates:
+    """Per-session tool state: the same dict for a session id for as long as the process runs.
+
+    The agent builds each call's context with `state=states.for_session(session_id)`, so a
+    tool finds what it kept there on an earlier call of the same session.
+    """
+
+    def __init__(self) -> None:
+        self._states: dict[str, dict[str, Any]] = {}
+
+    def for_session(self, session_id: str) -> dict[str, Any]:
+        """The session's state dict, created empty on first use."""
+        return self._states.setdefault(session_id, {})
+
+    def forget(self, session_id: str) -> None:
+        """Drop the session's state (a deleted session); a later call starts empty."""
+        self._states.pop(session_id, None)
+
+    def __len__(self) -> int:
+        return len(self._states)
 
 
 @dataclass(slots=True)
