@@ -1,19 +1,38 @@
-"""SqlMemoryStore on real SQLite files: exact round trips, sessions, ordering and durability."""
+"""SqlMemoryStore on real SQLite files: what only a database shows (files, durability, WAL,
+several stores on one file, lock files). What every MemoryStore does: test_memory_contract.py."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import logging
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
-from openpista.core.errors import OpenpistaError, SessionNotFoundError
-from openpista.core.memory import MemoryStore
-from openpista.core.models import Message, ToolCall
+from openpista.core.errors import SessionNotFoundError
+from openpista.core.media import MediaStore
+from openpista.core.models import (
+    AuditEntry,
+    FilePart,
+    ImagePart,
+    Message,
+    ProviderStatePart,
+    Summary,
+    TextPart,
+    ToolCall,
+)
 from openpista.core.store import HEAD_REVISION, SqlMemoryStore, open_store
+from openpista.core.store.session_locks import (
+    PostgresAdvisoryLocks,
+    advisory_lock_key,
+    cross_process_locks,
+)
 
 
 def names_in(folder: Path) -> set[str]:
@@ -32,183 +51,177 @@ async def store(db_path: Path) -> AsyncIterator[SqlMemoryStore]:
     await opened.aclose()
 
 
+# What crosses the file: text, tool calls, every kind of part, sender and usage.
 TRICKY_MESSAGES = [
-    Message(role="system", content="You are openpista.\n\nBe brief."),
-    Message(role="user", content=""),
-    Message(role="user", content="héllo wörld — 你好 🐍🇫🇷 e\u0301 \u200f עברית \u00a0 "),
-    Message(role="user", content="line1\nline2\r\nline3\rtabs\there  trailing  \n\n"),
-    Message(role="user", content="nul\x00inside and \\backslash\\ and 'quotes' \"double\""),
+    Message(role="user", content="héllo 🐍\x00\r\n", sender="Zoë"),
     Message(
         role="assistant",
         content="",
         tool_calls=[
             ToolCall(id="call_1", name="system.run", arguments='{"command": "ls -la"}'),
-            ToolCall(id="call_2", name="mcp.fs.read", arguments='{ "path" : "ü/🐍" ,"x":1 }'),
-            ToolCall(id="call_3", name="screen.capture", arguments='{"oops": unterminated'),
-            ToolCall(id="call_4", name="skill.run", arguments=""),
-            ToolCall(id="call_5", name="x", arguments='"lone \ud800 surrogate"\n'),
+            ToolCall(id="call_2", name="x", arguments='"lone \ud800 surrogate"\n'),
         ],
+        parts=[ProviderStatePart("anthropic", {"signature": "c2ln", "n": [1, None]})],
+        input_tokens=100,
+        output_tokens=7,
     ),
     Message(role="tool", content="total 0\n", tool_call_id="call_1"),
-    Message(role="tool", content="", tool_call_id=""),
-    Message(role="assistant", content="Done.", tool_calls=[], tool_call_id=None),
+    Message(
+        role="user",
+        content="look",
+        parts=[
+            ImagePart("ab/ab.png", "image/png", "shot.png", 3),
+            FilePart("cd/cd.pdf", "application/pdf"),
+            TextPart("a \udc80 b"),
+        ],
+    ),
 ]
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
-async def test_messages_round_trip_exactly(store: SqlMemoryStore, db_path: Path) -> None:
+async def test_messages_read_back_exactly_from_a_fresh_store_on_the_file(
+    store: SqlMemoryStore, db_path: Path
+) -> None:
     session = await store.create_session("cli:local")
     await store.append_messages(session.id, TRICKY_MESSAGES)
 
-    assert await store.load_messages(session.id) == TRICKY_MESSAGES
-
-    # And from a fresh store on the same file, so nothing came from memory.
     async with await open_store(str(db_path)) as reopened:
-        loaded = await reopened.load_messages(session.id)
-    assert loaded == TRICKY_MESSAGES
-    assert [call.arguments for call in loaded[5].tool_calls] == [
-        '{"command": "ls -la"}',
-        '{ "path" : "ü/🐍" ,"x":1 }',
-        '{"oops": unterminated',
-        "",
-        '"lone \ud800 surrogate"\n',
-    ]
+        assert await reopened.load_messages(session.id) == TRICKY_MESSAGES
+    with sqlite3.connect(db_path) as check:
+        rows = check.execute(
+            "SELECT parts, sender, input_tokens, output_tokens FROM messages ORDER BY position"
+        ).fetchall()
+    # No parts, no sender, no usage: NULL, as in rows written before these columns existed.
+    assert rows[2] == (None, None, None, None)
+    assert rows[0][1:] == ("Zoë", None, None)
+    assert rows[1][2:] == (100, 7)
 
 
-async def test_the_store_is_a_memory_store(store: SqlMemoryStore) -> None:
-    as_interface: MemoryStore = store
-    assert isinstance(as_interface, MemoryStore)
+async def test_media_parts_hold_paths_and_no_base64_lands_in_the_database(
+    store: SqlMemoryStore, db_path: Path, tmp_path: Path
+) -> None:
+    picture = bytes(range(256)) * 64  # 16 KiB that no text would contain
+    media = MediaStore(tmp_path / "media")
+    relative = media.save_bytes(picture, "image/png", "screen.png")
+    session = await store.create_session("telegram:42")
+    part = ImagePart(relative, "image/png", "screen.png", len(picture))
+    await store.append_messages(session.id, [Message(role="user", content="see", parts=[part])])
 
-
-async def test_appends_continue_where_the_session_left_off(store: SqlMemoryStore) -> None:
-    session = await store.create_session("cli:local")
-    await store.append_messages(session.id, [Message(role="user", content="1")])
-    await store.append_messages(session.id, [])
-    await store.append_messages(
-        session.id, [Message(role="assistant", content="2"), Message(role="user", content="3")]
+    assert (await store.load_messages(session.id))[0].parts == [part]
+    assert media.path_of(relative).read_bytes() == picture
+    await store.aclose()
+    stored = b"".join(
+        path.read_bytes()
+        for path in db_path.parent.iterdir()
+        if path.name.startswith("memory.db") and path.is_file()
     )
-    assert [m.content for m in await store.load_messages(session.id)] == ["1", "2", "3"]
+    encoded = base64.b64encode(picture)
+    assert relative.encode() in stored
+    assert encoded[:64] not in stored
+    assert base64.b64encode(picture[:48]) not in stored
+    assert picture[:64] not in stored
 
 
-async def test_new_sessions_get_uuid4_ids_unless_one_is_given(store: SqlMemoryStore) -> None:
-    first = await store.create_session("telegram:42")
-    second = await store.create_session("telegram:42")
-    named = await store.create_session("web:abc", session_id="my-session")
-
-    assert uuid.UUID(first.id).version == 4
-    assert first.id != second.id
-    assert named.id == "my-session"
-    assert (first.channel_id, first.message_count) == ("telegram:42", 0)
-    assert first.created_at.utcoffset() is not None
-    assert first.created_at == first.updated_at
-
-
-async def test_creating_an_existing_session_id_is_refused(store: SqlMemoryStore) -> None:
-    await store.create_session("cli:local", session_id="taken")
-    with pytest.raises(OpenpistaError, match="'taken' already exists"):
-        await store.create_session("cli:other", session_id="taken")
-    kept = await store.get_session("taken")
-    assert kept is not None and kept.channel_id == "cli:local"
-
-
-async def test_get_session_returns_what_was_stored(store: SqlMemoryStore) -> None:
-    created = await store.create_session("cli:local")
-    await store.append_messages(created.id, TRICKY_MESSAGES[:3])
-
-    found = await store.get_session(created.id)
-
-    assert found is not None
-    assert (found.id, found.channel_id, found.message_count) == (created.id, "cli:local", 3)
-    assert found.created_at == created.created_at
-    assert found.updated_at > created.updated_at
-    assert await store.get_session("no-such-session") is None
-
-
-async def test_touch_moves_a_session_to_the_front(store: SqlMemoryStore) -> None:
-    older = await store.create_session("cli:local")
-    newer = await store.create_session("cli:local")
-    assert [s.id for s in await store.list_sessions()] == [newer.id, older.id]
-
-    await store.touch_session(older.id)
-
-    touched = await store.get_session(older.id)
-    assert touched is not None and touched.updated_at > older.updated_at
-    assert touched.created_at == older.created_at
-    assert [s.id for s in await store.list_sessions()] == [older.id, newer.id]
-
-
-async def test_touching_an_unknown_session_says_so(store: SqlMemoryStore) -> None:
-    with pytest.raises(SessionNotFoundError, match="'ghost'"):
-        await store.touch_session("ghost")
-
-
-async def test_list_sessions_newest_first_with_counts_and_limit(store: SqlMemoryStore) -> None:
-    a = await store.create_session("cli:a")
-    b = await store.create_session("cli:b")
-    c = await store.create_session("cli:c")
-    await store.append_messages(a.id, [Message(role="user", content="x")] * 2)
-
-    listed = await store.list_sessions()
-
-    assert [(s.id, s.message_count) for s in listed] == [(a.id, 2), (c.id, 0), (b.id, 0)]
-    assert [s.id for s in await store.list_sessions(limit=2)] == [a.id, c.id]
-    assert await store.list_sessions(limit=0) == []
-
-
-async def test_appending_touches_the_session(store: SqlMemoryStore) -> None:
-    first = await store.create_session("cli:local")
-    second = await store.create_session("cli:local")
-
-    await store.append_messages(first.id, [Message(role="user", content="hi")])
-
-    assert [s.id for s in await store.list_sessions()] == [first.id, second.id]
-    latest = await store.latest_session_for_channel("cli:local")
-    assert latest is not None and latest.id == first.id and latest.message_count == 1
-
-
-async def test_latest_session_for_channel(store: SqlMemoryStore) -> None:
-    assert await store.latest_session_for_channel("telegram:1") is None
-    old = await store.create_session("telegram:1")
-    other_channel = await store.create_session("telegram:2")
-    new = await store.create_session("telegram:1")
-
-    latest = await store.latest_session_for_channel("telegram:1")
-    assert latest is not None and latest.id == new.id
-
-    await store.touch_session(old.id)
-    latest = await store.latest_session_for_channel("telegram:1")
-    assert latest is not None and latest.id == old.id
-    latest_other = await store.latest_session_for_channel("telegram:2")
-    assert latest_other is not None and latest_other.id == other_channel.id
-
-
-async def test_delete_session_removes_it_and_its_messages(
+async def test_deleting_a_session_leaves_no_rows_of_it_but_its_audit_trail(
     store: SqlMemoryStore, db_path: Path
 ) -> None:
     doomed = await store.create_session("cli:local")
     kept = await store.create_session("cli:local")
     await store.append_messages(doomed.id, TRICKY_MESSAGES)
     await store.append_messages(kept.id, [Message(role="user", content="stay")])
+    await store.save_summary(doomed.id, Summary(2, "gone", T0))
+    await store.record_tool_call(
+        AuditEntry(T0, doomed.id, "cli:local", None, "system.run", "{}", "auto", "policy", True, 1)
+    )
 
     assert await store.delete_session(doomed.id) is True
 
-    assert await store.get_session(doomed.id) is None
-    assert await store.load_messages(doomed.id) == []
-    assert await store.delete_session(doomed.id) is False
-    assert [m.content for m in await store.load_messages(kept.id)] == ["stay"]
     with sqlite3.connect(db_path) as check:
-        rows = check.execute("SELECT session_id FROM messages").fetchall()
-    assert rows == [(kept.id,)]
+        assert check.execute("SELECT session_id FROM messages").fetchall() == [(kept.id,)]
+        assert check.execute("SELECT count(*) FROM summaries").fetchone() == (0,)
+        assert check.execute("SELECT session_id FROM tool_calls_audit").fetchall() == [(doomed.id,)]
+
+
+async def test_session_lock_files_sit_beside_the_database_private_to_the_owner(
+    store: SqlMemoryStore, db_path: Path
+) -> None:
+    session_id = "telegram:42/../../odd id ✓"
+    async with store.lock_session(session_id):
+        folder = db_path.with_name("memory.db.locks")
+        (lock_file,) = folder.iterdir()
+    expected = hashlib.sha256(session_id.encode()).hexdigest()[:32] + ".lock"
+    assert lock_file.name == expected
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert lock_file.stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_taken_lock_file_makes_a_second_store_wait(db_path: Path) -> None:
+    # Two stores on one file stand for two processes (the real cross-process test runs
+    # subprocesses: test_store_locks.py).
+    async with await open_store(str(db_path)) as first, await open_store(str(db_path)) as second:
+        waited = asyncio.Event()
+
+        async def on_wait() -> None:
+            waited.set()
+
+        async with first.lock_session("s1"):
+            entering = asyncio.create_task(second.lock_session("s1", on_wait).__aenter__())
+            await asyncio.wait_for(waited.wait(), 5)
+            await asyncio.sleep(0.15)
+            assert not entering.done()
+        await asyncio.wait_for(entering, 5)
+        async with asyncio.timeout(5):
+            async with first.lock_session("s2"):
+                pass
+
+
+async def test_memory_databases_lock_sessions_within_the_process() -> None:
+    async with await open_store(":memory:") as memory_store:
+        order: list[str] = []
+
+        async def turn(name: str) -> None:
+            async with memory_store.lock_session("s"):
+                order.append(name)
+                await asyncio.sleep(0.02)
+                order.append(name)
+
+        await asyncio.gather(turn("a"), turn("b"))
+    assert order in (["a", "a", "b", "b"], ["b", "b", "a", "a"])
+
+
+def test_server_databases_without_advisory_locks_warn_that_locks_are_per_process(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        locks = cross_process_locks(
+            make_url("mysql+aiomysql://u:p@db/chat"), None, "mysql+aiomysql://u:***@db/chat"
+        )
+    assert locks is None
+    assert "hold within this process only" in caplog.text
+    assert "mysql+aiomysql://u:***@db/chat" in caplog.text
+    postgres = cross_process_locks(make_url("postgresql+asyncpg://u:p@db/chat"), None, "pg")
+    assert isinstance(postgres, PostgresAdvisoryLocks)
+
+
+def test_advisory_lock_keys_are_stable_signed_64_bit_integers() -> None:
+    keys = {advisory_lock_key(f"session-{index}") for index in range(1000)}
+    assert len(keys) == 1000
+    assert all(-(2**63) <= key < 2**63 for key in keys)
+    assert any(key < 0 for key in keys)
+    digest = hashlib.sha256(b"abc").digest()[:8]
+    assert advisory_lock_key("abc") == int.from_bytes(digest, "big", signed=True)
 
 
 async def test_delete_removes_messages_even_without_foreign_keys(tmp_path: Path) -> None:
     # A database whose messages table has no foreign key at all (as if created by a tool
     # that never enforced them): the store must still leave no orphaned messages behind.
+    # It claims revision 0001, so opening it runs the later migrations on it too.
     db_path = tmp_path / "no-fk.db"
     with sqlite3.connect(db_path) as setup:
         setup.executescript(
-            f"""
+            """
             CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY);
-            INSERT INTO alembic_version VALUES ('{HEAD_REVISION}');
+            INSERT INTO alembic_version VALUES ('0001');
             CREATE TABLE sessions (id TEXT PRIMARY KEY, channel_id TEXT NOT NULL,
                 created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL);
             CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT,

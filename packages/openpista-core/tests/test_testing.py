@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from openpista.core.channel import ChannelAdapter
-from openpista.core.errors import OpenpistaError, ProviderError, SessionNotFoundError
+from openpista.core.errors import ProviderError
 from openpista.core.memory import MemoryStore
 from openpista.core.models import AgentResponse, ChannelEvent, Message, ToolCall
 from openpista.core.provider import ChatRequest, ChatResponse, LlmProvider
@@ -62,59 +62,6 @@ async def test_scripted_provider_raises_queued_errors_and_when_it_runs_out() -> 
         await provider.complete(ChatRequest([]))
     await provider.aclose()
     assert provider.closed
-
-
-async def test_in_memory_store_sessions() -> None:
-    store = InMemoryStore()
-    first = await store.create_session("cli:local")
-    second = await store.create_session("cli:local", "named")
-    assert second.id == "named"
-    with pytest.raises(OpenpistaError, match="already exists"):
-        await store.create_session("cli:local", "named")
-
-    latest = await store.latest_session_for_channel("cli:local")
-    assert latest is not None
-    assert latest.id == "named"
-    await store.touch_session(first.id)
-    latest = await store.latest_session_for_channel("cli:local")
-    assert latest is not None
-    assert latest.id == first.id
-    assert [s.id for s in await store.list_sessions()] == [first.id, "named"]
-    assert [s.id for s in await store.list_sessions(limit=1)] == [first.id]
-    assert await store.latest_session_for_channel("telegram:1") is None
-
-    assert await store.delete_session("named")
-    assert not await store.delete_session("named")
-    assert await store.get_session("named") is None
-    with pytest.raises(SessionNotFoundError):
-        await store.touch_session("named")
-
-
-async def test_in_memory_store_messages_round_trip_and_update_the_session() -> None:
-    store = InMemoryStore()
-    older = await store.create_session("web:a")
-    session = await store.create_session("web:a")
-    messages = [
-        Message("user", "hi"),
-        Message("assistant", "", [ToolCall("1", "system.run", '{"command": "ls"}')]),
-        Message("tool", "file.txt", tool_call_id="1"),
-    ]
-    await store.append_messages(older.id, [Message("user", "later")])
-    latest = await store.latest_session_for_channel("web:a")
-    assert latest is not None
-    assert latest.id == older.id
-
-    await store.append_messages(session.id, messages)
-    messages[0].content = "changed after storing"
-    loaded = await store.load_messages(session.id)
-    assert [m.content for m in loaded] == ["hi", "", "file.txt"]
-    assert loaded[1].tool_calls == [ToolCall("1", "system.run", '{"command": "ls"}')]
-    stored = await store.get_session(session.id)
-    assert stored is not None
-    assert stored.message_count == 3
-    assert await store.load_messages("unknown") == []
-    with pytest.raises(SessionNotFoundError):
-        await store.append_messages("unknown", [Message("user", "x")])
 
 
 async def test_recording_channel_pushes_events_and_records_replies() -> None:

@@ -195,6 +195,24 @@ def session_delete(session_id: str) -> None:
     delete_session(_globals().config_path, session_id)
 
 
+@cli.command()
+@click.option("--session", "session_id", help="Only this session's tool calls.")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Show at most this many calls.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_guarded
+def audit(session_id: str | None, limit: int, as_json: bool) -> None:
+    """Every tool call: who asked, who decided, how it went (newest first)."""
+    from openpista.cli.audit import show_audit
+
+    show_audit(_globals().config_path, session_id=session_id, limit=limit, as_json=as_json)
+
+
 @cli.group()
 def skills() -> None:
     """Skills found in the workspace."""

@@ -1,4 +1,6 @@
-"""The conversation memory interface. `openpista.core.store` implements it on SQLAlchemy."""
+"""The conversation memory interface. `openpista.core.store` implements it on SQLAlchemy;
+`openpista.core.testing.InMemoryStore` in a dict. Both pass
+packages/openpista-core/tests/test_memory_contract.py."""
 
 from __future__ import annotations
 
@@ -41,21 +43,25 @@ class MemoryStore(Protocol):
         ...
 
     async def load_messages(self, session_id: str) -> list[Message]:
-        """The session's messages in order, exactly as stored."""
+        """The session's messages in order, exactly as stored (parts, sender and usage too);
+        [] for an unknown session. Changing what is returned changes nothing stored."""
         ...
 
     async def record_tool_call(self, entry: AuditEntry) -> None:
-        """Add one tool call to the audit trail, committed before this returns."""
+        """Add one tool call to the audit trail, committed before this returns. The session
+        need not exist: the trail outlives deleted sessions."""
         ...
 
     async def list_tool_calls(
         self, session_id: str | None = None, limit: int | None = None
     ) -> list[AuditEntry]:
-        """Audit entries, newest first; only `session_id`'s when given."""
+        """Audit entries, newest first (by `at`; of equal times, the later recorded first);
+        only `session_id`'s when given; at most `limit`."""
         ...
 
     async def save_summary(self, session_id: str, summary: Summary) -> None:
-        """Keep the session's compaction summary (replacing an older one)."""
+        """Keep the session's compaction summary (replacing an older one);
+        SessionNotFoundError for an unknown session. Deleting the session deletes it."""
         ...
 
     async def load_summary(self, session_id: str) -> Summary | None:
@@ -66,7 +72,9 @@ class MemoryStore(Protocol):
         self, session_id: str, on_wait: LockWaitHandler | None = None
     ) -> AbstractAsyncContextManager[None]:
         """Hold the session for one turn: across processes sharing the database, one turn at a
-        time. `on_wait` is awaited once if the lock is taken and the caller must wait."""
+        time. `on_wait` is awaited once if the lock is taken and the caller must wait.
+        Released when the block is left, by an exception or a cancellation too. Not
+        re-entrant: a task holding a session must not lock it again."""
         ...
 
     async def aclose(self) -> None: ...

@@ -11,11 +11,12 @@ records what the gateway sends it and lets a test push messages in.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import copy
 import itertools
 import json
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from openpista.core.models import (
 )
 from openpista.core.observer import TurnInfo, TurnObserver
 from openpista.core.provider import ChatRequest, ChatResponse, DeltaHandler
+from openpista.core.store.session_locks import SessionLocks
 
 if TYPE_CHECKING:
     from openpista.core.agent import TurnResult
@@ -157,14 +159,15 @@ class InMemoryStore:
     """A MemoryStore kept in process memory: complete, fast, and gone when the process ends.
 
     It hands out copies, never its stored objects, so a caller changing what it got back
-    changes nothing stored (as with a database). Session locks hold within this process.
+    (or what it stored) changes nothing stored, as with a database. Session locks hold
+    within this process, as the SQL store's do within one (without the cross-process part).
     """
 
     def __init__(self) -> None:
         self._sessions: dict[str, _StoredSession] = {}
         self._order = itertools.count()
         self._audit: list[AuditEntry] = []
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = SessionLocks(None)
 
     def _get(self, session_id: str) -> _StoredSession:
         stored = self._sessions.get(session_id)
@@ -225,7 +228,8 @@ class InMemoryStore:
     async def append_messages(self, session_id: str, messages: Sequence[Message]) -> None:
         """Store copies of `messages`; the session counts as updated now."""
         stored = self._get(session_id)
-        stored.messages.extend(message.copy() for message in messages)
+        # Deep copies: a ProviderStatePart's data is a dict the caller could change later.
+        stored.messages.extend(copy.deepcopy(list(messages)))
         stored.updated_at = datetime.now(UTC)
         stored.order = next(self._order)
 
@@ -233,7 +237,7 @@ class InMemoryStore:
         """Copies of the session's messages in order; [] for an unknown session, as in the
         SQL store."""
         stored = self._sessions.get(session_id)
-        return [message.copy() for message in stored.messages] if stored is not None else []
+        return copy.deepcopy(stored.messages) if stored is not None else []
 
     async def record_tool_call(self, entry: AuditEntry) -> None:
         self._audit.append(entry)
@@ -241,7 +245,14 @@ class InMemoryStore:
     async def list_tool_calls(
         self, session_id: str | None = None, limit: int | None = None
     ) -> list[AuditEntry]:
-        entries = [e for e in reversed(self._audit) if session_id in (None, e.session_id)]
+        """Newest first by `at`, ties in reverse order of recording, as in the SQL store."""
+        recorded = [
+            (entry.at, index, entry)
+            for index, entry in enumerate(self._audit)
+            if session_id in (None, entry.session_id)
+        ]
+        recorded.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        entries = [entry for _, _, entry in recorded]  # frozen: safe to hand out as they are
         return entries if limit is None else entries[: max(limit, 0)]
 
     async def save_summary(self, session_id: str, summary: Summary) -> None:
@@ -251,15 +262,10 @@ class InMemoryStore:
         stored = self._sessions.get(session_id)
         return stored.summary if stored is not None else None
 
-    @contextlib.asynccontextmanager
-    async def lock_session(
+    def lock_session(
         self, session_id: str, on_wait: LockWaitHandler | None = None
-    ) -> AsyncGenerator[None]:
-        lock = self._locks.setdefault(session_id, asyncio.Lock())
-        if lock.locked() and on_wait is not None:
-            await on_wait()
-        async with lock:
-            yield
+    ) -> AbstractAsyncContextManager[None]:
+        return self._locks.hold(session_id, on_wait)
 
     async def aclose(self) -> None:
         pass

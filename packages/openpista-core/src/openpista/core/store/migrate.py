@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 """The newest revision in migrations/versions; bump it with every new migration."""
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")

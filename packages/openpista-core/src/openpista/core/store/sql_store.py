@@ -8,7 +8,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import AsyncGenerator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -19,12 +19,26 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InvalidRequestError, NoSu
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openpista.core.errors import OpenpistaError, SessionNotFoundError
-from openpista.core.models import Message, Role, Session, ToolCall
+from openpista.core.memory import LockWaitHandler
+from openpista.core.models import (
+    AuditEntry,
+    Message,
+    Part,
+    Role,
+    Session,
+    Summary,
+    ToolCall,
+    part_from_dict,
+    part_to_dict,
+)
 from openpista.core.store.engine import create_store_engine, ensure_wal, write_engine
 from openpista.core.store.location import WHAT_TO_DO, DatabaseLocation, resolve_location
 from openpista.core.store.migrate import SchemaTooNewError, migrate_to_head
+from openpista.core.store.session_locks import SessionLocks, cross_process_locks
 from openpista.core.store.tables import messages as messages_table
 from openpista.core.store.tables import sessions as sessions_table
+from openpista.core.store.tables import summaries as summaries_table
+from openpista.core.store.tables import tool_calls_audit as audit_table
 
 
 async def open_store(url: str) -> SqlMemoryStore:
@@ -57,7 +71,9 @@ async def open_store(url: str) -> SqlMemoryStore:
 class SqlMemoryStore:
     """Conversations kept in a SQL database: SQLite by default, or any SQLAlchemy async URL.
 
-    Build it with open_store(), which also brings the schema up to date.
+    Build it with open_store(), which also brings the schema up to date. Besides sessions and
+    their messages it keeps the tool-call audit trail and compaction summaries, and hands out
+    session locks that hold across processes (see session_locks).
     """
 
     def __init__(self, engine: AsyncEngine, location: DatabaseLocation) -> None:
@@ -65,6 +81,9 @@ class SqlMemoryStore:
         self._writer = write_engine(engine)
         self._location = location
         self._last_timestamp = datetime.min.replace(tzinfo=UTC)
+        self._locks = SessionLocks(
+            cross_process_locks(location.url, location.sqlite_file, location.display)
+        )
 
     @property
     def display_name(self) -> str:
@@ -129,11 +148,17 @@ class SqlMemoryStore:
         return [_session_from_row(row) for row in rows]
 
     async def delete_session(self, session_id: str) -> bool:
-        """Delete a session and its messages; False when there was none."""
+        """Delete a session, its messages and its summary; False when there was none.
+
+        Its tool calls stay in the audit trail.
+        """
         async with self._transaction("deleting a session", write=True) as connection:
             # Explicitly, not only by ON DELETE CASCADE: foreign keys may not be enforced.
             await connection.execute(
                 delete(messages_table).where(messages_table.c.session_id == session_id)
+            )
+            await connection.execute(
+                delete(summaries_table).where(summaries_table.c.session_id == session_id)
             )
             result = await connection.execute(
                 delete(sessions_table).where(sessions_table.c.id == session_id)
@@ -170,6 +195,10 @@ class SqlMemoryStore:
                         "tool_calls": _encode_tool_calls(message.tool_calls),
                         "tool_call_id": message.tool_call_id,
                         "created_at": now,
+                        "parts": _encode_parts(message.parts),
+                        "sender": message.sender,
+                        "input_tokens": message.input_tokens,
+                        "output_tokens": message.output_tokens,
                     }
                     for offset, message in enumerate(messages)
                 ],
@@ -183,6 +212,10 @@ class SqlMemoryStore:
                 messages_table.c.content,
                 messages_table.c.tool_calls,
                 messages_table.c.tool_call_id,
+                messages_table.c.parts,
+                messages_table.c.sender,
+                messages_table.c.input_tokens,
+                messages_table.c.output_tokens,
             )
             .where(messages_table.c.session_id == session_id)
             .order_by(messages_table.c.position)
@@ -195,12 +228,117 @@ class SqlMemoryStore:
                 content=row.content,
                 tool_calls=_decode_tool_calls(row.tool_calls),
                 tool_call_id=row.tool_call_id,
+                parts=_decode_parts(row.parts),
+                sender=row.sender,
+                input_tokens=row.input_tokens,
+                output_tokens=row.output_tokens,
             )
             for row in rows
         ]
 
+    async def record_tool_call(self, entry: AuditEntry) -> None:
+        """Add one tool call to the audit trail, committed before this returns.
+
+        The session need not exist (any more): the audit trail outlives conversations.
+        """
+        async with self._transaction("recording a tool call", write=True) as connection:
+            await connection.execute(
+                insert(audit_table).values(
+                    at=entry.at,
+                    session_id=entry.session_id,
+                    channel_id=entry.channel_id,
+                    sender=entry.sender,
+                    tool=entry.tool,
+                    arguments=entry.arguments,
+                    decision=entry.decision,
+                    decided_by=entry.decided_by,
+                    ok=entry.ok,
+                    duration_ms=entry.duration_ms,
+                    call_id=entry.call_id,
+                    error=entry.error,
+                )
+            )
+
+    async def list_tool_calls(
+        self, session_id: str | None = None, limit: int | None = None
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first (by `at`, then the order they were recorded in);
+        only `session_id`'s when given; at most `limit` of them."""
+        query = select(audit_table).order_by(audit_table.c.at.desc(), audit_table.c.id.desc())
+        if session_id is not None:
+            query = query.where(audit_table.c.session_id == session_id)
+        if limit is not None:
+            query = query.limit(max(limit, 0))
+        async with self._transaction("reading the audit trail") as connection:
+            rows = (await connection.execute(query)).all()
+        return [
+            AuditEntry(
+                at=row.at,
+                session_id=row.session_id,
+                channel_id=row.channel_id,
+                sender=row.sender,
+                tool=row.tool,
+                arguments=row.arguments,
+                decision=row.decision,
+                decided_by=row.decided_by,
+                ok=bool(row.ok),
+                duration_ms=float(row.duration_ms),
+                call_id=row.call_id,
+                error=row.error,
+            )
+            for row in rows
+        ]
+
+    async def save_summary(self, session_id: str, summary: Summary) -> None:
+        """Keep the session's compaction summary, replacing an older one.
+
+        SessionNotFoundError when the session does not exist.
+        """
+        async with self._transaction("saving a summary", write=True) as connection:
+            found = (
+                await connection.execute(
+                    select(sessions_table.c.id).where(sessions_table.c.id == session_id)
+                )
+            ).first()
+            if found is None:
+                raise self._not_found(session_id)
+            await connection.execute(
+                delete(summaries_table).where(summaries_table.c.session_id == session_id)
+            )
+            await connection.execute(
+                insert(summaries_table).values(
+                    session_id=session_id,
+                    covers=summary.covers,
+                    text=summary.text,
+                    created_at=summary.created_at,
+                )
+            )
+
+    async def load_summary(self, session_id: str) -> Summary | None:
+        """The session's latest compaction summary; None if none was made (or no session)."""
+        query = select(summaries_table).where(summaries_table.c.session_id == session_id)
+        async with self._transaction("loading a summary") as connection:
+            row = (await connection.execute(query)).first()
+        if row is None:
+            return None
+        return Summary(covers=int(row.covers), text=row.text, created_at=row.created_at)
+
+    def lock_session(
+        self, session_id: str, on_wait: LockWaitHandler | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        """Hold the session for one turn, against this process's other tasks and against
+        other processes on the same database; `on_wait` is awaited once if it must wait.
+
+        SQLite: an flock on `<db>.locks/<hash>.lock`; PostgreSQL: pg_advisory_lock on a
+        connection of its own; other databases: this process only (a warning says so).
+        Released when the block is left, also by an exception or a cancellation. Not
+        re-entrant: a task holding a session must not lock it again.
+        """
+        return self._locks.hold(session_id, on_wait)
+
     async def aclose(self) -> None:
         """Close every pooled connection. Safe to call more than once."""
+        await self._locks.aclose()
         await self._engine.dispose()
 
     async def __aenter__(self) -> SqlMemoryStore:
@@ -220,11 +358,14 @@ class SqlMemoryStore:
             update(sessions_table).where(sessions_table.c.id == session_id).values(updated_at=now)
         )
         if result.rowcount == 0:
-            raise SessionNotFoundError(
-                f"no session {session_id!r} in {self.display_name}; "
-                "create it first, or list the sessions with `openpista session list`"
-            )
+            raise self._not_found(session_id)
         return now
+
+    def _not_found(self, session_id: str) -> SessionNotFoundError:
+        return SessionNotFoundError(
+            f"no session {session_id!r} in {self.display_name}; "
+            "create it first, or list the sessions with `openpista session list`"
+        )
 
     def _now(self) -> datetime:
         # Strictly increasing within this store, so "most recently updated" never ties and
@@ -290,6 +431,20 @@ def _decode_tool_calls(stored: str | None) -> list[ToolCall]:
     if not stored:
         return []
     return [ToolCall.from_dict(item) for item in json.loads(stored)]
+
+
+def _encode_parts(parts: Sequence[Part]) -> str | None:
+    if not parts:
+        return None
+    # ensure_ascii, as for tool calls: lone surrogates survive the round trip.
+    return json.dumps([part_to_dict(part) for part in parts])
+
+
+def _decode_parts(stored: str | None) -> list[Part]:
+    # NULL in every row written before revision 0002.
+    if not stored:
+        return []
+    return [part_from_dict(item) for item in json.loads(stored)]
 
 
 def _prepare_sqlite_file(path: Path, display: str) -> None:

@@ -1,4 +1,5 @@
-"""The conversation store's schema as SQLAlchemy Core tables: sessions and their messages.
+"""The conversation store's schema as SQLAlchemy Core tables: sessions, their messages and
+summaries, and the audit trail of tool calls.
 
 This is the schema the code queries; `migrations/` builds it in the database. A change here
 needs a new migration (a test compares the two).
@@ -10,9 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -89,8 +92,56 @@ messages = Table(
     Column("tool_calls", Text, nullable=True),
     Column("tool_call_id", Text, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # Since revision 0002; NULL in every row written before it, and whenever unused.
+    # JSON list of part_to_dict(...) objects; media parts hold paths, never the bytes.
+    Column("parts", Text, nullable=True),
+    Column("sender", Text, nullable=True),
+    Column("input_tokens", Integer, nullable=True),
+    Column("output_tokens", Integer, nullable=True),
     # Also the index behind loading a session in order and counting its messages.
     UniqueConstraint("session_id", "position"),
     # Ids are never reused, even after the newest messages are deleted.
     sqlite_autoincrement=True,
+)
+
+# One row per tool call, newest last. No foreign key to sessions: the trail of what the agent
+# ran outlives the conversation that asked for it (deleting a session keeps its audit rows).
+tool_calls_audit = Table(
+    "tool_calls_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("session_id", Text, nullable=False),
+    Column("channel_id", Text, nullable=False),
+    Column("sender", Text, nullable=True),
+    Column("tool", Text, nullable=False),
+    # The arguments as JSON text, exactly as the model wrote them (not always valid JSON).
+    Column("arguments", Text, nullable=False),
+    Column("decision", Text, nullable=False),
+    Column("decided_by", Text, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("call_id", Text, nullable=False),
+    Column("error", Text, nullable=True),
+    # list_tool_calls: newest first, overall and per session (ties broken by id, which SQLite
+    # keeps in every index entry).
+    Index(None, "at"),
+    Index(None, "session_id", "at"),
+    sqlite_autoincrement=True,
+)
+
+# A session's compaction summary: one per session, a newer one replaces it.
+summaries = Table(
+    "summaries",
+    metadata,
+    Column(
+        "session_id",
+        Text,
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # The summary stands for the session's first `covers` messages.
+    Column("covers", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )
