@@ -79,7 +79,8 @@ def test_run_json_reports_a_timeout_as_an_error_object(
     result = openpista.run("run", "--json", "-s", "slow", "-e", "hi")
     assert result.returncode == 1
     payload = json.loads(result.stdout)
-    assert "no reply within 1 s" in payload["error"]
+    assert "took longer than 1 s" in payload["error"]
+    assert "kept in session slow" in payload["error"]
 
 
 def test_session_list_limit_shows_the_most_recent_sessions(

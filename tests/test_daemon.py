@@ -117,6 +117,7 @@ def test_sigterm_lets_an_in_flight_reply_finish(
 ) -> None:
     llm.queue_tool_calls([("system_run", {"command": "sleep 1.5; echo finished"})])
     llm.queue_text("All finished.")
+    openpista.write_config('[channels.cli]\napproval = "auto"\n')
     with openpista.popen("start") as process:
         assert process.stdin is not None
         process.stdin.write("take your time\n")

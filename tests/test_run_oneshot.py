@@ -127,10 +127,14 @@ def test_interactive_chat_shows_tool_activity_on_stderr_and_replies_on_stdout(
     llm.queue_tool_calls([("system_run", {"command": "echo chatty"})], text="Let me look.")
     llm.queue_text("It said chatty.")
 
-    result = openpista.run("tui", input="look around\n/quit\n")
+    result = openpista.run("tui", input="look around\ny\n/quit\n")
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "Let me look.\nIt said chatty.\n"
+    assert result.stdout == (
+        "Let me look.\n"
+        'Allow system.run {"command": "echo chatty"}? [y]es / [n]o / [a]ll \n'
+        "It said chatty.\n"
+    )
     assert '⚙ system.run {"command": "echo chatty"}' in result.stderr
     assert "✓ system.run: exit code: 0" in result.stderr
 

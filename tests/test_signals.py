@@ -83,12 +83,17 @@ def test_run_stopped_by_a_signal_ends_the_tool_and_exits_with_the_conventional_s
     _assert_ended(pid_file)
 
 
+# The daemon's cli channel asks before running tools by default; these tests are about signals.
+AUTO_APPROVAL = '[channels.cli]\napproval = "auto"\n'
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_second_signal_makes_the_daemon_cancel_the_tool_at_once(
     openpista: Openpista, llm: FakeChatCompletionsServer, tmp_path: Path, signum: signal.Signals
 ) -> None:
     pid_file = tmp_path / "sleep.pid"
     _start_sleeping_tool(llm, pid_file)
+    openpista.write_config(AUTO_APPROVAL)
     with openpista.popen("start") as process:
         assert process.stdin is not None
         process.stdin.write("sleep a while\n")
@@ -114,6 +119,7 @@ def test_sighup_shuts_the_daemon_down_like_sigterm_ending_the_tool_after_the_gra
 ) -> None:
     pid_file = tmp_path / "sleep.pid"
     _start_sleeping_tool(llm, pid_file)
+    openpista.write_config(AUTO_APPROVAL)
     with openpista.popen("start") as process:
         assert process.stdin is not None
         process.stdin.write("sleep a while\n")

@@ -70,7 +70,7 @@ def create_failing_tools(config):
 
 class EchoWasmRunner:
     def __init__(self, config):
-        self.timeout_s = config.tools.shell.timeout_s
+        self.timeout_s = config.tools["shell"].timeout_s
 
     async def run(self, skill, args, context):
         return ToolOutput(f"wasm ran {skill.name} with {args} for {context.session_id}")

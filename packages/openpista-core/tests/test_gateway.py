@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import NoReturn
 
@@ -15,14 +16,17 @@ from openpista.core.approval import ApprovalAnswer, ApprovalDecision, ApprovalRe
 from openpista.core.errors import OpenpistaError, ProviderError
 from openpista.core.gateway import Gateway, SessionRouter
 from openpista.core.media import MediaStore
+from openpista.core.memory import LockWaitHandler
 from openpista.core.models import (
     AgentResponse,
     Attachment,
+    AuditEntry,
     ChannelEvent,
     Image,
     ImagePart,
     Message,
     Session,
+    Summary,
     ToolCallRecord,
 )
 from openpista.core.provider import ChatRequest, ChatResponse
@@ -395,6 +399,25 @@ class UnreachableStore:
         self._fail()
 
     async def load_messages(self, session_id: str) -> list[Message]:
+        self._fail()
+
+    async def record_tool_call(self, entry: AuditEntry) -> None:
+        self._fail()
+
+    async def list_tool_calls(
+        self, session_id: str | None = None, limit: int | None = None
+    ) -> list[AuditEntry]:
+        self._fail()
+
+    async def save_summary(self, session_id: str, summary: Summary) -> None:
+        self._fail()
+
+    async def load_summary(self, session_id: str) -> Summary | None:
+        self._fail()
+
+    def lock_session(
+        self, session_id: str, on_wait: LockWaitHandler | None = None
+    ) -> AbstractAsyncContextManager[None]:
         self._fail()
 
     async def aclose(self) -> None:

@@ -93,7 +93,8 @@ class CliChannel:
         self._output = output_stream if output_stream is not None else sys.stdout
         self._errors = error_stream if error_stream is not None else sys.stderr
         self._channel_id = channel_id
-        self._show_prompt = prompt if prompt is not None else _is_terminal(self._input)
+        self._input_is_terminal = _is_terminal(self._input)
+        self._show_prompt = prompt if prompt is not None else self._input_is_terminal
         self._stop_requested = asyncio.Event()
         self._reply: asyncio.Future[None] | None = None
         self._awaiting_event: str | None = None
@@ -127,6 +128,8 @@ class CliChannel:
                 if text in QUIT_COMMANDS:
                     return
                 await self._converse(dispatch, text)
+                if self._input_ended:
+                    return
         except _Stopped:
             return
         finally:
@@ -278,6 +281,14 @@ class CliChannel:
             if line is None:
                 self._input_ended = True
                 self._write(self._output, "\n(end of input: not run)\n")
+                question.set_result(None)
+                return
+            if not self._input_is_terminal:
+                # Piped answers are not echoed: end the question's line ourselves.
+                self._write(self._output, "\n")
+            if line.strip() in QUIT_COMMANDS:
+                # Leaving while asked: the call does not run, and no more lines are read.
+                self._input_ended = True
                 question.set_result(None)
                 return
             decision = parse_decision(line)
