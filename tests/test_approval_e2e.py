@@ -163,3 +163,45 @@ def test_audit_lists_every_call_with_its_decision(
     assert all(e["at"] for e in entries)
     only = json.loads(openpista.run("audit", "--session", "audited", "--json").stdout)
     assert len(only) == 2
+
+
+def test_run_e_under_ask_asks_on_the_terminal(
+    openpista: Openpista, llm: FakeChatCompletionsServer, tmp_path: Path
+) -> None:
+    import os
+    import pty
+    import subprocess
+    import time
+
+    from .conftest import OPENPISTA
+
+    target = tmp_path / "asked"
+    openpista.write_config(ASK)
+    llm.queue_tool_calls([("system_run", {"command": f"touch {target}"})])
+    llm.queue_text("Made it.")
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [OPENPISTA, "run", "-e", "touch it"],
+            env=openpista.env,
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=openpista.home,
+        )
+        deadline = time.monotonic() + 30
+        while not llm.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the question is on stderr now, waiting for the terminal
+        assert not target.exists()
+        os.write(controller, b"y\n")
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+    assert process.returncode == 0, stderr
+    assert f'Allow system.run {{"command": "touch {target}"}}? [y]es / [n]o / [a]ll' in stderr
+    assert target.exists()
+    assert stdout == "Made it.\n"
