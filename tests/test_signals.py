@@ -132,3 +132,35 @@ def test_sighup_shuts_the_daemon_down_like_sigterm_ending_the_tool_after_the_gra
     for noise in NOISE:
         assert noise not in stderr
     _assert_ended(pid_file)
+
+
+def test_ctrl_c_in_the_chat_stops_the_reply_and_keeps_the_chat(
+    openpista: Openpista, llm: FakeChatCompletionsServer, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "sleep.pid"
+    command = f"sleep 100 & echo $! > {pid_file}.tmp; mv {pid_file}.tmp {pid_file}; wait"
+    llm.queue_tool_calls([("system_run", {"command": command})])
+    llm.queue_text("Still here.")
+    openpista.write_config(AUTO_APPROVAL)
+    with openpista.popen("-s", "chat") as process:
+        assert process.stdin is not None
+        process.stdin.write("sleep a while\n")
+        process.stdin.flush()
+        assert _wait_for(pid_file.exists), "the tool never started"
+        process.send_signal(signal.SIGINT)
+        _assert_ended(pid_file)
+        process.stdin.write("are you there?\n")
+        process.stdin.flush()
+        stdout, stderr = process.communicate(timeout=20)
+
+    assert process.returncode == 0, stderr
+    assert stdout == "Still here.\n"
+    assert "(cancelled)" in stderr
+    for noise in NOISE:
+        assert noise not in stderr
+    shown = openpista.run("session", "show", "chat", "--json")
+    import json
+
+    messages = json.loads(shown.stdout)["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "user", "assistant"]
+    assert "cancelled" in messages[2]["content"]

@@ -146,7 +146,8 @@ class CliChannel:
     async def send(self, response: AgentResponse) -> None:
         """Finish the turn: the rest of the line after streamed text, or the whole reply."""
         self._clear_prompt()
-        if response.is_error:
+        if response.is_error or response.cancelled:
+            # Errors and "(cancelled)" go to stderr: stdout holds only the agent's answers.
             if self._streamed_this_turn:
                 self._write(self._output, "\n")
             self._write(self._errors, f"{response.content}\n")
@@ -276,7 +277,7 @@ class CliChannel:
             line = await self._unless_stopped(_first_of(reader.readline(), question))
             if question.done():
                 # Withdrawn (it expired) while we waited for the line.
-                self._write(self._output, "\n(no answer in time: not run)\n")
+                self._write(self._output, "\n(question closed: not run)\n")
                 return
             if line is None:
                 self._input_ended = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -22,22 +22,34 @@ def exit_status(signum: int) -> int:
     return 128 + signum
 
 
-def run_cancellable(coroutine: Coroutine[Any, Any, int]) -> int:
+InterruptHandler = Callable[[], bool]
+"""Called on Ctrl-C first: True when it dealt with it (it stopped a running turn), so the
+command goes on; False lets Ctrl-C stop the command."""
+
+
+def run_cancellable(
+    coroutine: Coroutine[Any, Any, int], interrupt: list[InterruptHandler] | None = None
+) -> int:
     """`asyncio.run(coroutine)`, cancelled cleanly by a stop signal.
 
     After a signal the work is cancelled, cleaned up, one line is printed on stderr and the
-    status is 128 + the signal number.
+    status is 128 + the signal number. `interrupt` is a holder the coroutine may put an
+    InterruptHandler into once it has something Ctrl-C should stop first (the chat's turn).
     """
-    return asyncio.run(_cancel_on_signal(coroutine))
+    return asyncio.run(_cancel_on_signal(coroutine, interrupt if interrupt is not None else []))
 
 
-async def _cancel_on_signal(coroutine: Coroutine[Any, Any, int]) -> int:
+async def _cancel_on_signal(
+    coroutine: Coroutine[Any, Any, int], interrupt: list[InterruptHandler]
+) -> int:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
     received: list[int] = []
 
     def on_signal(signum: int) -> None:
+        if signum == signal.SIGINT and not received and any(handler() for handler in interrupt):
+            return
         if not received:  # a second Ctrl-C while cleaning up changes nothing
             received.append(signum)
             task.cancel()
