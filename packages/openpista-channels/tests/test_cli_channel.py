@@ -16,9 +16,10 @@ from typing import Any, TextIO
 import pytest
 
 from openpista.channels.cli import CliChannel, create_channel
+from openpista.core.approval import ApprovalAnswer, ApprovalDecision, ApprovalRequest
 from openpista.core.channel import ChannelAdapter
 from openpista.core.config import Config
-from openpista.core.models import AgentResponse, ChannelEvent
+from openpista.core.models import AgentResponse, ChannelEvent, ToolCall
 
 HANG_GUARD_S = 10
 
@@ -417,3 +418,87 @@ def test_a_process_with_a_file_as_stdin_answers_each_line(tmp_path: Path) -> Non
 def test_a_process_with_dev_null_as_stdin_ends_at_once() -> None:
     out, err, code = _run_child(stdin=subprocess.DEVNULL)
     assert (out, err, code) == ("", "run returned\n", 0)
+
+
+def _request(command: str = "ls") -> ApprovalRequest:
+    return ApprovalRequest(
+        "s1", "cli:local", ToolCall("c1", "system.run", f'{{"command": "{command}"}}')
+    )
+
+
+async def test_a_question_during_a_turn_is_answered_by_the_next_line(pipe: Pipe) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    channel = CliChannel(input_stream=pipe.reader, output_stream=out, error_stream=err)
+    answers: list[ApprovalAnswer | None] = []
+
+    async def dispatch(event: ChannelEvent) -> None:
+        async def turn() -> None:
+            answers.append(await channel.ask_approval(_request()))
+            await channel.send(AgentResponse(event.channel_id, "s1", "done", in_reply_to=event.id))
+
+        tasks.append(asyncio.create_task(turn()))
+
+    tasks: list[asyncio.Task[None]] = []
+    pipe.send("list files\nmaybe\nyes\nnext message\n")
+    pipe.writer.close()
+    seen: list[str] = []
+
+    async def record(event: ChannelEvent) -> None:
+        seen.append(event.text)
+        await dispatch(event)
+
+    await asyncio.wait_for(channel.run(record), HANG_GUARD_S)
+    assert answers[0] == ApprovalAnswer(ApprovalDecision.ALLOW, "cli:local")
+    # The answer lines were not messages; the line after them was.
+    assert seen == ["list files", "next message"]
+    assert out.getvalue().startswith(
+        'Allow system.run {"command": "ls"}? [y]es / [n]o / [a]ll \n'
+        "Please answer y (yes), n (no) or a (all): \n"
+        "done\n"
+    )
+
+
+async def test_an_unrequested_reply_is_not_taken_for_the_answer_being_waited_for(
+    pipe: Pipe,
+) -> None:
+    out = io.StringIO()
+    channel = CliChannel(input_stream=pipe.reader, output_stream=out)
+    log: list[str] = []
+
+    async def dispatch(event: ChannelEvent) -> None:
+        log.append(f"dispatch {event.text}")
+
+        async def answer() -> None:
+            # A cron job's reply comes first; the line's own answer only later.
+            await channel.send(AgentResponse("cli:local", "s1", "daily summary"))
+            await asyncio.sleep(0.05)
+            log.append(f"reply {event.text}")
+            await channel.send(
+                AgentResponse("cli:local", "s1", f"re: {event.text}", in_reply_to=event.id)
+            )
+
+        tasks.append(asyncio.create_task(answer()))
+
+    tasks: list[asyncio.Task[None]] = []
+    pipe.send("one\ntwo\n")
+    pipe.writer.close()
+    await asyncio.wait_for(channel.run(dispatch), HANG_GUARD_S)
+    # "two" is sent only after "one" got its own reply, not after the cron message.
+    assert log == ["dispatch one", "reply one", "dispatch two", "reply two"]
+    assert out.getvalue() == "daily summary\nre: one\ndaily summary\nre: two\n"
+
+
+async def test_a_question_while_waiting_for_input_takes_the_next_line(pipe: Pipe) -> None:
+    out = io.StringIO()
+    channel = CliChannel(input_stream=pipe.reader, output_stream=out)
+    running = asyncio.create_task(_run(channel, Answerer(channel)))
+    await asyncio.sleep(0.05)  # the channel waits for input now
+    question = asyncio.create_task(channel.ask_approval(_request("date")))
+    await _eventually(lambda: "Allow system.run" in out.getvalue())
+    pipe.send("n\nhello\n")
+    assert await asyncio.wait_for(question, HANG_GUARD_S) == ApprovalAnswer(
+        ApprovalDecision.DENY, "cli:local"
+    )
+    await _eventually(lambda: "re: hello" in out.getvalue())
+    pipe.writer.close()
+    await running

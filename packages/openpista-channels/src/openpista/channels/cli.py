@@ -63,7 +63,13 @@ if TYPE_CHECKING:
     from openpista.core.config import Config
 
 _T = TypeVar("_T")
-_Q = TypeVar("_Q")
+
+
+class _NoLine:
+    """No line was read: what waited alongside the read finished first."""
+
+
+_NO_LINE = _NoLine()
 
 PROMPT = "> "
 QUIT_COMMANDS = frozenset({"/quit", "/exit"})
@@ -99,6 +105,9 @@ class CliChannel:
         self._reply: asyncio.Future[None] | None = None
         self._awaiting_event: str | None = None
         self._reader: LineReader | None = None
+        self._pending_line: asyncio.Future[str | None] | None = None
+        """The read in progress: messages and approval answers come from one stream of lines,
+        so a read is never abandoned (a line half-read would be lost), only waited for."""
         self._questions: list[tuple[ApprovalRequest, asyncio.Future[ApprovalAnswer | None]]] = []
         self._question_arrived = asyncio.Event()
         self._input_ended = False
@@ -135,6 +144,9 @@ class CliChannel:
         finally:
             self._reply = None
             self._reader = None
+            if self._pending_line is not None:
+                self._pending_line.cancel()
+                self._pending_line = None
             for _, question in self._questions:
                 if not question.done():
                     question.set_result(None)
@@ -207,15 +219,46 @@ class CliChannel:
         self._stop_requested.set()
 
     async def _next_line(self, reader: LineReader) -> str | None:
-        self._prompt()
-        self._waiting_for_input = True
+        """The next message line; approval questions that come meanwhile (a cron job's turn)
+        are asked and answered first."""
+        while True:
+            if self._pending_question() is not None:
+                await self._answer_question()
+                if self._input_ended:
+                    return None
+                continue
+            self._prompt()
+            self._question_arrived.clear()
+            self._waiting_for_input = True
+            try:
+                line = await self._line_or(self._question_arrived.wait())
+            finally:
+                self._waiting_for_input = False
+            if isinstance(line, _NoLine):
+                continue  # a question arrived first
+            if line is not None:
+                self._prompt_on_screen = False  # the user's Enter moved the cursor on
+            return line
+
+    async def _line_or(self, other: Awaitable[object]) -> str | _NoLine | None:
+        """The next input line, or _NO_LINE when `other` finishes first (the read goes on and
+        its line is returned by a later call)."""
+        reader = self._reader
+        assert reader is not None
+        if self._pending_line is None:
+            self._pending_line = asyncio.ensure_future(reader.readline())
+        line = self._pending_line
+        waiting = asyncio.ensure_future(other)
         try:
-            line = await self._unless_stopped(reader.readline())
+            await self._unless_stopped(
+                asyncio.wait({line, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            )
         finally:
-            self._waiting_for_input = False
-        if line is not None:
-            self._prompt_on_screen = False  # the user's Enter moved the cursor on
-        return line
+            waiting.cancel()
+        if not line.done():
+            return _NO_LINE
+        self._pending_line = None
+        return line.result()
 
     async def _converse(self, dispatch: EventDispatcher, text: str) -> None:
         loop = asyncio.get_running_loop()
@@ -265,8 +308,6 @@ class CliChannel:
         if entry is None:
             return
         request, question = entry
-        reader = self._reader
-        assert reader is not None
         self._clear_prompt()
         if self._streamed_this_turn:
             self._write(self._output, "\n")
@@ -274,9 +315,9 @@ class CliChannel:
         self._write(self._output, describe_approval_question(request.call) + " ")
         decision: ApprovalDecision | None = None
         while decision is None:
-            line = await self._unless_stopped(_first_of(reader.readline(), question))
-            if question.done():
-                # Withdrawn (it expired) while we waited for the line.
+            line = await self._line_or(asyncio.shield(question))
+            if isinstance(line, _NoLine) or question.done():
+                # Withdrawn (it expired, or the turn was stopped) while we waited for the line.
                 self._write(self._output, "\n(question closed: not run)\n")
                 return
             if line is None:
@@ -334,24 +375,6 @@ class CliChannel:
             self._output.flush()
         stream.write(text)
         stream.flush()
-
-
-async def _first_of(line: Awaitable[str | None], question: asyncio.Future[_Q]) -> str | None:
-    """The next input line, or None early if `question` is settled meanwhile (expired).
-
-    The read is not cancelled when the question settles first: LineReader reads are safe to
-    abandon, and the line then read is dropped."""
-    reading = asyncio.ensure_future(line)
-    try:
-        await asyncio.wait({reading, question}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not reading.done():
-            reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reading
-    if reading.done() and not reading.cancelled():
-        return reading.result()
-    return None
 
 
 def _is_terminal(stream: TextIO) -> bool:
