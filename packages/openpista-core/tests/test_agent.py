@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 
 from openpista.core.agent import CANCELLED_TOOL_RESULT, Agent, TurnResult, repair_history
 from openpista.core.errors import ProviderError
-from openpista.core.models import Image, Message, ToolCall, ToolCallRecord
+from openpista.core.media import MediaStore
+from openpista.core.models import Image, ImagePart, Message, ToolCall, ToolCallRecord
 from openpista.core.prompt import BUILTIN_SYSTEM_PROMPT
 from openpista.core.provider import ChatRequest, ChatResponse
 from openpista.core.registry import ToolRegistry
@@ -438,3 +440,24 @@ def test_repair_history_accepts_call_ids_reused_by_later_messages() -> None:
         Message("assistant", "done"),
     ]
     assert repair_history(history) == history
+
+
+async def test_tool_pictures_are_kept_as_media_files_not_in_the_conversation(
+    screenshot_tool: FunctionTool, tmp_path: Path
+) -> None:
+    memory = InMemoryStore()
+    session = await new_session(memory)
+    media = MediaStore(tmp_path / "media")
+    provider = ScriptedProvider([tool_call_reply("screen.capture", {}), "A screenshot."])
+    agent = Agent(provider, ToolRegistry([screenshot_tool]), memory, media=media)
+
+    result = await agent.run_turn(session, "look", channel_id=CHANNEL)
+
+    assert result.images == [Image("image/png", "AAAA")]  # the channel gets the picture
+    tool_message = (await memory.load_messages(session))[2]
+    (part,) = tool_message.parts
+    assert isinstance(part, ImagePart)
+    assert media.path_of(part.path).read_bytes() == base64.b64decode("AAAA")
+    # The LLM's next request carries the tool's text, not the picture's data.
+    sent = [m for m in provider.requests[1].messages if m.role == "tool"]
+    assert [m.content for m in sent] == ["[screenshot]"]

@@ -11,10 +11,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from openpista.cli.runtime import open_memory
-from openpista.core.config import load_config
+from openpista.core.config import Config, load_config
 from openpista.core.errors import SessionNotFoundError
+from openpista.core.media import MediaStore
 from openpista.core.memory import MemoryStore
-from openpista.core.models import Message, Session
+from openpista.core.models import (
+    FilePart,
+    ImagePart,
+    Message,
+    Part,
+    Session,
+    TextPart,
+    part_to_dict,
+)
 
 T = TypeVar("T")
 
@@ -28,9 +37,9 @@ def printable(text: str) -> str:
     return _CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
-def _with_memory(config_path: Path | None, work: Callable[[MemoryStore], Awaitable[T]]) -> T:
+def _with_memory(config: Config, work: Callable[[MemoryStore], Awaitable[T]]) -> T:
     async def go() -> T:
-        memory = await open_memory(load_config(config_path))
+        memory = await open_memory(config)
         try:
             return await work(memory)
         finally:
@@ -50,16 +59,31 @@ def _session_json(session: Session) -> dict[str, Any]:
 
 
 def message_json(message: Message) -> dict[str, Any]:
+    """A message as `session show --json` prints it: the contract's keys, then ours."""
     return {
         "role": message.role,
         "content": message.content,
         "tool_calls": [call.to_dict() for call in message.tool_calls],
         "tool_call_id": message.tool_call_id,
+        "sender": message.sender,
+        "parts": [part_to_dict(part) for part in message.parts],
+        "input_tokens": message.input_tokens,
+        "output_tokens": message.output_tokens,
     }
 
 
+def _describe_part(part: Part, media: MediaStore) -> str:
+    if isinstance(part, ImagePart | FilePart):
+        label = part.name or part.kind
+        where = media.root / part.path
+        return f"[{part.kind}: {printable(label)}, {part.mime_type}, {part.size} bytes: {where}]"
+    if isinstance(part, TextPart):
+        return part.text
+    return f"[{part.provider} state]"
+
+
 def list_sessions(config_path: Path | None, *, as_json: bool, limit: int | None = None) -> None:
-    sessions = _with_memory(config_path, lambda memory: memory.list_sessions(limit))
+    sessions = _with_memory(load_config(config_path), lambda memory: memory.list_sessions(limit))
     if as_json:
         sys.stdout.write(json.dumps([_session_json(s) for s in sessions]) + "\n")
         return
@@ -83,7 +107,8 @@ def show_session(config_path: Path | None, session_id: str, *, as_json: bool) ->
             raise SessionNotFoundError(f"no session {session_id!r}; see `openpista session list`")
         return session, await memory.load_messages(session_id)
 
-    session, messages = _with_memory(config_path, load)
+    config = load_config(config_path)
+    session, messages = _with_memory(config, load)
     if as_json:
         payload = {
             "id": session.id,
@@ -94,18 +119,23 @@ def show_session(config_path: Path | None, session_id: str, *, as_json: bool) ->
         return
     title = f"session {printable(session.id)} ({printable(session.channel_id)})"
     sys.stdout.write(f"{title}, {len(messages)} messages\n\n")
+    media = MediaStore.in_home(config.home)
     for message in messages:
+        extras = "".join(f"{_describe_part(part, media)}\n" for part in message.parts)
         if message.role == "tool":
-            sys.stdout.write(f"[tool result {message.tool_call_id}]\n{message.content}\n\n")
+            sys.stdout.write(f"[tool result {message.tool_call_id}]\n{message.content}\n{extras}\n")
             continue
-        if message.content:
-            sys.stdout.write(f"[{message.role}]\n{message.content}\n\n")
+        if message.content or extras:
+            who = f" {printable(message.sender)}" if message.sender else ""
+            sys.stdout.write(f"[{message.role}{who}]\n{message.content}\n{extras}\n")
         for call in message.tool_calls:
             sys.stdout.write(f"[{message.role} → {call.name} {call.id}] {call.arguments}\n\n")
 
 
 def delete_session(config_path: Path | None, session_id: str) -> None:
-    deleted = _with_memory(config_path, lambda memory: memory.delete_session(session_id))
+    deleted = _with_memory(
+        load_config(config_path), lambda memory: memory.delete_session(session_id)
+    )
     if not deleted:
         raise SessionNotFoundError(f"no session {session_id!r}; see `openpista session list`")
     sys.stdout.write(f"Deleted session {printable(session_id)}.\n")

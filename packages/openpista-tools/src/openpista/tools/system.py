@@ -46,6 +46,9 @@ class SystemRunTool:
     build it knows is coming. A longer request runs with the cap and the result says so.
     """
 
+    requires_approval = True
+    """It runs anything the model writes: under `ask` the user sees each command first."""
+
     def __init__(self, timeout_s: float = 30.0, max_output_chars: int = 10000) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
