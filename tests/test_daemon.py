@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 from openpista.providers.testing import FakeChatCompletionsServer
 
-from .conftest import Openpista
-
-
-def _wait_for(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+from .conftest import Openpista, wait_for
 
 
 def test_start_serves_the_cli_channel_writes_pid_and_stops_on_sigterm(
@@ -26,7 +16,7 @@ def test_start_serves_the_cli_channel_writes_pid_and_stops_on_sigterm(
     llm.queue_text("Hello from the daemon.")
     pid_file = openpista.home / "openpista.pid"
     with openpista.popen("start") as process:
-        assert _wait_for(pid_file.exists), "PID file never appeared"
+        assert wait_for(pid_file.exists), "PID file never appeared"
         assert pid_file.read_text().strip() == str(process.pid)
         assert process.stdin is not None and process.stdout is not None
         process.stdin.write("hi there\n")
@@ -46,7 +36,7 @@ def test_start_refuses_a_second_daemon(
 ) -> None:
     pid_file = openpista.home / "openpista.pid"
     with openpista.popen("start") as first:
-        assert _wait_for(pid_file.exists)
+        assert wait_for(pid_file.exists)
         second = openpista.run("start", input="", timeout=30)
         assert second.returncode == 1
         assert "already running" in second.stderr
@@ -122,7 +112,7 @@ def test_sigterm_lets_an_in_flight_reply_finish(
         assert process.stdin is not None
         process.stdin.write("take your time\n")
         process.stdin.flush()
-        assert _wait_for(lambda: len(llm.requests) == 1)  # the tool is running now
+        assert wait_for(lambda: len(llm.requests) == 1)  # the tool is running now
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr

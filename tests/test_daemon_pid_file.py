@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from .conftest import Openpista
-
-
-def _wait_for(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+from .conftest import Openpista, wait_for
 
 
 @pytest.fixture
@@ -37,7 +27,7 @@ def test_a_pid_file_naming_a_live_process_that_is_not_openpista_does_not_block_s
     pid_file.write_text(f"{unrelated_pid if which == 'sleep' else 1}\n")
     pid_file.chmod(0o644)
     with openpista.popen("start") as process:
-        assert _wait_for(lambda: pid_file.read_text().strip() == str(process.pid)), (
+        assert wait_for(lambda: pid_file.read_text().strip() == str(process.pid)), (
             "start did not take over the stale PID file"
         )
         assert pid_file.stat().st_mode & 0o777 == 0o600

@@ -11,7 +11,7 @@ import pytest
 
 from openpista.providers.testing import FakeChatCompletionsServer
 
-from .conftest import Openpista
+from .conftest import Openpista, wait_for
 
 NOISE = (
     "Traceback",
@@ -19,15 +19,6 @@ NOISE = (
     "Event loop is closed",
     "Task was destroyed",
 )
-
-
-def _wait_for(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _gone(pid: int) -> bool:
@@ -51,7 +42,7 @@ def _start_sleeping_tool(llm: FakeChatCompletionsServer, pid_file: Path) -> None
 
 def _assert_ended(pid_file: Path) -> None:
     pid = int(pid_file.read_text())
-    ended = _wait_for(lambda: _gone(pid), timeout=5)
+    ended = wait_for(lambda: _gone(pid), timeout=5)
     if not ended:
         os.kill(pid, signal.SIGKILL)
     assert ended, f"the tool's `sleep 100` (pid {pid}) outlived openpista"
@@ -71,7 +62,7 @@ def test_run_stopped_by_a_signal_ends_the_tool_and_exits_with_the_conventional_s
     pid_file = tmp_path / "sleep.pid"
     _start_sleeping_tool(llm, pid_file)
     with openpista.popen("run", "-e", "sleep a while") as process:
-        assert _wait_for(pid_file.exists), "the tool never started"
+        assert wait_for(pid_file.exists), "the tool never started"
         process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=20)
 
@@ -98,7 +89,7 @@ def test_a_second_signal_makes_the_daemon_cancel_the_tool_at_once(
         assert process.stdin is not None
         process.stdin.write("sleep a while\n")
         process.stdin.flush()
-        assert _wait_for(pid_file.exists), "the tool never started"
+        assert wait_for(pid_file.exists), "the tool never started"
         process.send_signal(signum)
         time.sleep(0.3)
         process.send_signal(signum)
@@ -124,7 +115,7 @@ def test_sighup_shuts_the_daemon_down_like_sigterm_ending_the_tool_after_the_gra
         assert process.stdin is not None
         process.stdin.write("sleep a while\n")
         process.stdin.flush()
-        assert _wait_for(pid_file.exists), "the tool never started"
+        assert wait_for(pid_file.exists), "the tool never started"
         process.send_signal(signal.SIGHUP)
         _, stderr = process.communicate(timeout=40)
 
@@ -146,7 +137,7 @@ def test_ctrl_c_in_the_chat_stops_the_reply_and_keeps_the_chat(
         assert process.stdin is not None
         process.stdin.write("sleep a while\n")
         process.stdin.flush()
-        assert _wait_for(pid_file.exists), "the tool never started"
+        assert wait_for(pid_file.exists), "the tool never started"
         process.send_signal(signal.SIGINT)
         _assert_ended(pid_file)
         process.stdin.write("are you there?\n")
