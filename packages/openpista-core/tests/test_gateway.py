@@ -629,3 +629,33 @@ async def test_a_busy_session_says_the_turn_waits() -> None:
     response = await asyncio.wait_for(turn, 5)
     assert response.content == "answered"
     assert observer.kinds()[:2] == ["waiting", "turn_started"]
+
+
+class BrokenChannel(RecordingChannel):
+    """Every way it shows a turn fails; only its send works."""
+
+    async def send_delta(self, channel_id: str, session_id: str, text: str) -> None:
+        raise ConnectionError("stream lost")
+
+    async def send_tool_activity(self, *args: object) -> None:
+        raise ConnectionError("activity lost")
+
+    async def ask_approval(self, request: ApprovalRequest) -> ApprovalAnswer | None:
+        raise ConnectionError("cannot ask")
+
+
+async def test_a_channel_failing_to_show_the_turn_does_not_break_it() -> None:
+    memory = InMemoryStore()
+    channel = BrokenChannel("test")
+    provider = ScriptedProvider([tool_call_reply("files.touch", {}), "Told you."])
+
+    async def touch(arguments: dict[str, object], context: object) -> str:
+        raise AssertionError("must not run: asking failed")
+
+    agent = Agent(provider, ToolRegistry([FunctionTool("files.touch", touch)]), memory)  # type: ignore[arg-type]
+    gateway = Gateway(agent, memory, {"test": channel})
+    await gateway.dispatch(ChannelEvent("test:1", "touch"))
+    (response,) = await channel.wait_for_responses(1)
+    assert response.content == "Told you."
+    (entry,) = await memory.list_tool_calls()
+    assert entry.decision == "denied"

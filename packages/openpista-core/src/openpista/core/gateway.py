@@ -291,7 +291,9 @@ class Gateway:
         channel_id = event.channel_id
         session_id = job.session_id
         info = TurnInfo(session_id, channel_id, event.id, event.sender)
-        observer = job.observer if job.observer is not None else self._observer_for(info)
+        observer = _GuardedObserver(
+            job.observer if job.observer is not None else self._observer_for(info)
+        )
         policy = job.policy if job.policy is not None else self.approval(channel_id)
         turn_input = TurnInput(event.text, event.sender, event.attachments)
 
@@ -302,14 +304,14 @@ class Gateway:
         failure: BaseException | None = None
         async with self.memory.lock_session(session_id, on_wait):
             await observer.turn_started(info)
-            deadline = asyncio.timeout(self.timeout_s)
+            deadline = observer.deadline = asyncio.timeout(self.timeout_s)
             try:
                 async with deadline:
                     result = await self.agent.run_turn(
                         session_id,
                         turn_input,
                         channel_id=channel_id,
-                        observer=_PausingDeadline(observer, deadline, self.timeout_s),
+                        observer=observer,
                         approval=policy,
                     )
             except TimeoutError as exc:
@@ -345,7 +347,7 @@ class Gateway:
                 failure = exc
                 raise
             finally:
-                await _contained(observer.turn_ended(info, result, failure), "turn_ended")
+                await observer.turn_ended(info, result, failure)
         assert result is not None  # every other way out of the try returned or raised
         return AgentResponse(
             channel_id,
@@ -382,7 +384,7 @@ class Gateway:
 class ChannelObserver(TurnObserver):
     """A turn as a plain channel adapter shows it: streamed text through send_delta, tool
     activity when it is a ToolActivityReceiver, approval questions when it is an
-    ApprovalAsker. A failing channel never breaks the turn: its errors are logged."""
+    ApprovalAsker. (The gateway's guard keeps a failing channel from breaking the turn.)"""
 
     def __init__(self, adapter: ChannelAdapter, turn: TurnInfo) -> None:
         self.adapter = adapter
@@ -390,10 +392,7 @@ class ChannelObserver(TurnObserver):
 
     async def text_delta(self, message_index: int, text: str) -> None:
         turn = self.turn
-        # A lost piece of streaming is cosmetic; the full reply still follows.
-        await _contained(
-            self.adapter.send_delta(turn.channel_id, turn.session_id, text), "send_delta"
-        )
+        await self.adapter.send_delta(turn.channel_id, turn.session_id, text)
 
     async def tool_started(self, call: ToolCall) -> None:
         await self._activity(call, None)
@@ -405,69 +404,77 @@ class ChannelObserver(TurnObserver):
         adapter = self.adapter
         if not isinstance(adapter, ApprovalAsker):
             return None
-        try:
-            return await adapter.ask_approval(request)
-        except Exception:
-            logger.exception("channel %s failed to ask for approval", self.adapter.name)
-            return None
+        return await adapter.ask_approval(request)
 
     async def _activity(self, call: ToolCall, result: ToolResult | None) -> None:
         adapter = self.adapter
         if isinstance(adapter, ToolActivityReceiver):
             turn = self.turn
-            # Showing activity is a courtesy; the turn goes on without it.
-            await _contained(
-                adapter.send_tool_activity(turn.channel_id, turn.session_id, call, result),
-                "send_tool_activity",
-            )
+            await adapter.send_tool_activity(turn.channel_id, turn.session_id, call, result)
 
 
-class _PausingDeadline(TurnObserver):
-    """Passes everything on to `inner`, and stops the turn's clock while a question waits:
-    the time a person takes to answer does not count against agent.timeout_s."""
+class _GuardedObserver(TurnObserver):
+    """Passes the turn on to `inner`, so that a failing observer never breaks the turn (its
+    errors are logged; a failed question counts as unanswerable), and stops the turn's clock
+    while a question waits: the time a person takes to answer does not count against
+    agent.timeout_s."""
 
-    def __init__(self, inner: TurnObserver, deadline: asyncio.Timeout, timeout_s: float) -> None:
+    def __init__(self, inner: TurnObserver) -> None:
         self.inner = inner
-        self.deadline = deadline
-        self.timeout_s = timeout_s
+        self.deadline: asyncio.Timeout | None = None
         self._questions = 0
         self._remaining: float | None = None
 
+    async def turn_started(self, turn: TurnInfo) -> None:
+        await _contained(self.inner.turn_started(turn), "turn_started")
+
+    async def waiting_for_session(self, turn: TurnInfo) -> None:
+        await _contained(self.inner.waiting_for_session(turn), "waiting_for_session")
+
     async def text_delta(self, message_index: int, text: str) -> None:
-        await self.inner.text_delta(message_index, text)
+        await _contained(self.inner.text_delta(message_index, text), "text_delta")
 
     async def assistant_message(self, message_index: int, message: Message) -> None:
-        await self.inner.assistant_message(message_index, message)
+        await _contained(self.inner.assistant_message(message_index, message), "assistant_message")
 
     async def tool_started(self, call: ToolCall) -> None:
-        await self.inner.tool_started(call)
+        await _contained(self.inner.tool_started(call), "tool_started")
 
     async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
-        await self.inner.tool_finished(call, result)
+        await _contained(self.inner.tool_finished(call, result), "tool_finished")
 
     async def approval_settled(self, request: ApprovalRequest) -> None:
-        await self.inner.approval_settled(request)
+        await _contained(self.inner.approval_settled(request), "approval_settled")
+
+    async def turn_ended(
+        self, turn: TurnInfo, result: TurnResult | None, error: BaseException | None
+    ) -> None:
+        await _contained(self.inner.turn_ended(turn, result, error), "turn_ended")
 
     async def request_approval(self, request: ApprovalRequest) -> ApprovalAnswer | None:
         loop = asyncio.get_running_loop()
-        if self._questions == 0:
-            when = self.deadline.when()
+        deadline = self.deadline
+        if self._questions == 0 and deadline is not None:
+            when = deadline.when()
             self._remaining = None if when is None else max(when - loop.time(), 0.0)
-            self.deadline.reschedule(None)
+            deadline.reschedule(None)
         self._questions += 1
         try:
             return await self.inner.request_approval(request)
+        except Exception:
+            logger.exception("asking for approval of %s failed: not run", request.tool)
+            return None
         finally:
             self._questions -= 1
-            if self._questions == 0 and self._remaining is not None:
-                self.deadline.reschedule(loop.time() + self._remaining)
+            if self._questions == 0 and deadline is not None and self._remaining is not None:
+                deadline.reschedule(loop.time() + self._remaining)
 
 
 async def _contained(awaitable: Awaitable[None], what: str) -> None:
     try:
         await awaitable
     except Exception:
-        logger.debug("%s failed", what, exc_info=True)
+        logger.warning("a turn observer's %s failed", what, exc_info=True)
 
 
 def _reply_id(event: ChannelEvent) -> str | None:
