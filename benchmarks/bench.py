@@ -7,8 +7,9 @@ All in one run against an instant fake LLM (FakeChatCompletionsServer on 127.0.0
   one_shot  median wall time and peak RSS of `openpista run -e` doing one system.run round,
             and of the floor: benchmarks/floor.py doing the same two requests and subprocess
             with bare httpx
-  loop      the agent loop's own overhead per turn, in-process, with a provider that returns
-            at once and in-memory storage (and with SQLite storage, for scale)
+  loop      openpista's own overhead per turn, in-process: Gateway.handle with an observer, the
+            session lock, one approved tool round, its audit entry and the context budget,
+            with a provider that returns at once; on in-memory storage and on SQLite
 """
 
 from __future__ import annotations
@@ -55,11 +56,34 @@ def series(argv: list[str], env: dict[str, str], runs: int) -> dict[str, float]:
 
 
 async def loop_overhead(turns: int, sqlite_path: Path | None) -> float:
-    """Median seconds per turn spent in openpista itself (the provider answers at once)."""
+    """Median seconds per turn spent in openpista itself (the provider answers at once).
+
+    Each turn takes the path every turn takes: `Gateway.handle` with an observer, the session
+    lock, one tool round under the `ask` policy (the observer allows the call at once), the
+    audit entry, the context budget fitted to both requests, and the four stored messages.
+    """
     from openpista.core.agent import Agent
+    from openpista.core.approval import ApprovalAnswer, ApprovalDecision, ApprovalRequest
+    from openpista.core.gateway import Gateway
     from openpista.core.memory import MemoryStore
+    from openpista.core.models import ChannelEvent
+    from openpista.core.observer import TurnObserver
     from openpista.core.registry import ToolRegistry
-    from openpista.core.testing import InMemoryStore, ScriptedProvider, text_reply
+    from openpista.core.testing import (
+        InMemoryStore,
+        ScriptedProvider,
+        ScriptItem,
+        text_reply,
+        tool_call_reply,
+    )
+    from openpista.core.tool import FunctionTool, ToolContext
+
+    class Approver(TurnObserver):
+        async def request_approval(self, request: ApprovalRequest) -> ApprovalAnswer:
+            return ApprovalAnswer(ApprovalDecision.ALLOW, "bench")
+
+    async def echo(arguments: dict[str, object], context: ToolContext) -> str:
+        return "benchmark"
 
     memory: MemoryStore
     if sqlite_path is None:
@@ -68,17 +92,29 @@ async def loop_overhead(turns: int, sqlite_path: Path | None) -> float:
         from openpista.core.store import open_store
 
         memory = await open_store(str(sqlite_path))
-    provider = ScriptedProvider([text_reply("ok") for _ in range(turns + 10)])
-    agent = Agent(provider, ToolRegistry(), memory)
+    script: list[ScriptItem] = []
+    for _ in range(turns):
+        script += [tool_call_reply("bench.echo", {"text": "benchmark"}), text_reply("ok")]
+    provider = ScriptedProvider(script)
+    agent = Agent(provider, ToolRegistry([FunctionTool("bench.echo", echo)]), memory)
+    gateway = Gateway(agent, memory, {})
+    observer = Approver()
     samples: list[float] = []
-    session = await memory.create_session("bench:loop")
+    session = "bench-0"
     for i in range(turns):
         # A fresh session every 20 turns keeps the history (and so the work) realistic.
-        if i and i % 20 == 0:
-            session = await memory.create_session("bench:loop")
+        if i % 20 == 0:
+            session = f"bench-{i}"
+        event = ChannelEvent("bench:loop", "run: echo benchmark", session_id=session)
         start = time.perf_counter()
-        await agent.run_turn(session.id, "hello", channel_id="bench:loop")
+        response = await gateway.handle(event, observer=observer, approval="ask")
         samples.append(time.perf_counter() - start)
+        if response.is_error or response.tool_calls[0].ok is not True:
+            raise SystemExit(f"the benchmark turn failed: {response.content}")
+    audited = len(await memory.list_tool_calls(limit=None))
+    if audited != turns:
+        raise SystemExit(f"expected {turns} audit entries, found {audited}")
+    await gateway.shutdown()
     await memory.aclose()
     return statistics.median(samples)
 
