@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -97,6 +98,12 @@ Part = TextPart | ImagePart | FilePart | ProviderStatePart
 """A typed piece of a message beyond its plain `content` text."""
 
 
+def _copy_part(part: Part) -> Part:
+    if isinstance(part, ProviderStatePart):
+        return ProviderStatePart(part.provider, copy.deepcopy(part.data))
+    return part  # frozen, holding only immutable values
+
+
 def part_to_dict(part: Part) -> dict[str, Any]:
     """A part as JSON-ready data (`{"kind": ..., ...}`), as the store keeps it."""
     if isinstance(part, TextPart):
@@ -151,13 +158,14 @@ class Message:
     output_tokens: int | None = None
 
     def copy(self) -> Message:
-        """A copy whose lists can be changed without touching this message."""
+        """A copy that can be changed without touching this message: its lists are new, and
+        so is provider state (the one part that holds mutable data)."""
         return Message(
             self.role,
             self.content,
             list(self.tool_calls),
             self.tool_call_id,
-            list(self.parts),
+            [_copy_part(part) for part in self.parts],
             self.sender,
             self.input_tokens,
             self.output_tokens,

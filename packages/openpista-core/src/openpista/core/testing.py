@@ -11,7 +11,6 @@ records what the gateway sends it and lets a test push messages in.
 from __future__ import annotations
 
 import asyncio
-import copy
 import itertools
 import json
 import uuid
@@ -229,7 +228,7 @@ class InMemoryStore:
         """Store copies of `messages`; the session counts as updated now."""
         stored = self._get(session_id)
         # Deep copies: a ProviderStatePart's data is a dict the caller could change later.
-        stored.messages.extend(copy.deepcopy(list(messages)))
+        stored.messages.extend(message.copy() for message in messages)
         stored.updated_at = datetime.now(UTC)
         stored.order = next(self._order)
 
@@ -237,7 +236,7 @@ class InMemoryStore:
         """Copies of the session's messages in order; [] for an unknown session, as in the
         SQL store."""
         stored = self._sessions.get(session_id)
-        return copy.deepcopy(stored.messages) if stored is not None else []
+        return [message.copy() for message in stored.messages] if stored is not None else []
 
     async def record_tool_call(self, entry: AuditEntry) -> None:
         self._audit.append(entry)
