@@ -228,3 +228,31 @@ async def test_an_unanswered_question_expires_as_denied() -> None:
 )
 def test_typed_answers(typed: str, expected: ApprovalDecision | None) -> None:
     assert parse_decision(typed) == expected
+
+
+async def test_allow_all_outlives_the_process_through_the_audit_trail() -> None:
+    agent, touch, memory, provider, session = await setup(
+        tool_call_reply("files.touch", {"path": "a"}), "a done"
+    )
+    await agent.run_turn(
+        session,
+        "a",
+        channel_id=CHANNEL,
+        observer=RecordingObserver([ApprovalDecision.ALLOW_ALL]),
+        approval="ask",
+    )
+    # A new process: a new gate, the same database.
+    provider.add(tool_call_reply("files.touch", {"path": "b"}), "b done")
+    restarted = Agent(
+        provider, ToolRegistry([touch.tool]), memory, approval=ApprovalGate(memory=memory)
+    )
+    observer = RecordingObserver()
+    await restarted.run_turn(session, "b", channel_id=CHANNEL, observer=observer, approval="ask")
+    assert touch.ran == ["a", "b"]
+    assert observer.questions == []
+    # Another session still asks.
+    other = (await memory.create_session(CHANNEL)).id
+    provider.add(tool_call_reply("files.touch", {"path": "c"}), "not allowed")
+    await restarted.run_turn(other, "c", channel_id=CHANNEL, observer=observer, approval="ask")
+    assert touch.ran == ["a", "b"]
+    assert len(observer.questions) == 1

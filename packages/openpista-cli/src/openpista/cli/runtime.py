@@ -169,7 +169,7 @@ async def open_runtime(
         system_prompt=config.agent.system_prompt,
         skills_context=skills.context,
         max_tool_rounds=config.agent.max_tool_rounds,
-        approval=ApprovalGate(config.agent.approval_timeout_s),
+        approval=ApprovalGate(config.agent.approval_timeout_s, memory),
         media=MediaStore.in_home(config.home),
         context=ContextBudget(resolve_budget(config.agent.context_tokens, llm.model)),
     )

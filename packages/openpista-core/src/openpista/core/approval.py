@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from openpista.core.models import ToolCall, new_id
 
 if TYPE_CHECKING:
+    from openpista.core.memory import MemoryStore
     from openpista.core.observer import TurnObserver
     from openpista.core.tool import Tool
 
@@ -116,19 +117,36 @@ def denied_result_text(tool: str, outcome: ApprovalOutcome) -> str:
 class ApprovalGate:
     """Decides, per call, whether it runs: the policy, the session's allow-all, the user.
 
-    One gate serves a process; it remembers which sessions answered "allow all" for as long
-    as the process runs.
+    "Allow all" lasts as long as the session: the gate remembers it in this process, and, given
+    the memory, finds it in the session's audit trail, so a later `run -e -s ID` or a
+    restarted daemon does not ask again.
     """
 
-    def __init__(self, timeout_s: float = DEFAULT_APPROVAL_TIMEOUT_S) -> None:
+    def __init__(
+        self, timeout_s: float = DEFAULT_APPROVAL_TIMEOUT_S, memory: MemoryStore | None = None
+    ) -> None:
         self.timeout_s = timeout_s
+        self.memory = memory
         self._allow_all: set[str] = set()
-
-    def allows_all(self, session_id: str) -> bool:
-        return session_id in self._allow_all
+        self._looked_up: set[str] = set()
 
     def forget(self, session_id: str) -> None:
         self._allow_all.discard(session_id)
+        self._looked_up.discard(session_id)
+
+    async def _allowed_all_before(self, session_id: str) -> bool:
+        if session_id in self._allow_all:
+            return True
+        if self.memory is None or session_id in self._looked_up:
+            return False
+        self._looked_up.add(session_id)
+        entries = await self.memory.list_tool_calls(session_id)
+        if any(
+            e.decision == AuditDecision.ALLOWED_ALL and e.decided_by != "session" for e in entries
+        ):
+            self._allow_all.add(session_id)
+            return True
+        return False
 
     async def decide(
         self,
@@ -139,7 +157,7 @@ class ApprovalGate:
     ) -> ApprovalOutcome:
         if policy == "auto" or not tool_requires_approval(tool):
             return ApprovalOutcome(AuditDecision.AUTO, "policy")
-        if request.session_id in self._allow_all:
+        if await self._allowed_all_before(request.session_id):
             return ApprovalOutcome(AuditDecision.ALLOWED_ALL, "session")
         try:
             async with asyncio.timeout(self.timeout_s):
