@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from pathlib import Path
 
 from openpista.cli.errors import print_error
@@ -16,7 +17,7 @@ from openpista.core.activity import (
 )
 from openpista.core.approval import ApprovalAnswer, ApprovalRequest, parse_decision
 from openpista.core.config import approval_mode, load_config
-from openpista.core.models import ChannelEvent, ToolCall, ToolResult, new_id
+from openpista.core.models import ChannelEvent, ToolCall, ToolResult
 from openpista.core.observer import TurnInfo, TurnObserver
 
 ONE_SHOT_CHANNEL = "cli:run"
@@ -100,9 +101,10 @@ async def run_once(
 ) -> int:
     config = load_config(config_path)
     async with open_runtime(config, provider=provider, model=model) as runtime:
-        # A new session gets a fresh id here; -s names one, created under that id if new.
+        # A new session gets a fresh id (as the store makes them); -s names one, created
+        # under that id if new.
         event = ChannelEvent(
-            ONE_SHOT_CHANNEL, text, session_id=session_id or new_id(), sender="local"
+            ONE_SHOT_CHANNEL, text, session_id=session_id or str(uuid.uuid4()), sender="local"
         )
         gateway = create_gateway(runtime, {})
         llm = runtime.provider
