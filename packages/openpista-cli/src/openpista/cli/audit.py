@@ -5,24 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import unicodedata
 from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from openpista.cli.runtime import open_memory
+from openpista.core.activity import printable
 from openpista.core.config import load_config
 from openpista.core.models import AuditEntry
 
 DEFAULT_LIMIT = 50
 ARGUMENTS_WIDTH = 80
-
-# Characters that would move the cursor, recolour the terminal, reorder the line (bidi
-# controls) or fail to encode (lone surrogates): shown escaped, since tool arguments, senders
-# and channel ids come from the model and from remote users.
-_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
 
 def show_audit(
     config_path: Path | None, *, session_id: str | None, limit: int, as_json: bool
@@ -41,7 +34,7 @@ def show_audit(
         sys.stdout.write(json.dumps([entry_json(entry) for entry in entries]) + "\n")
         return
     if not entries:
-        where = f" for session {escape(session_id)}" if session_id is not None else ""
+        where = f" for session {printable(session_id)}" if session_id is not None else ""
         sys.stdout.write(f"No tool calls recorded{where}.\n")
         return
     for entry in entries:
@@ -83,7 +76,7 @@ def entry_line(entry: AuditEntry) -> str:
         "ok" if entry.ok else "failed",
         format_duration(entry.duration_ms),
     ]
-    line = "  ".join(escape(field) for field in fields)
+    line = "  ".join(printable(field) for field in fields)
     line += "  " + squeeze(entry.arguments, ARGUMENTS_WIDTH)
     if entry.error:
         line += "  error: " + squeeze(entry.error, ARGUMENTS_WIDTH)
@@ -102,22 +95,9 @@ def format_duration(duration_ms: float) -> str:
 def squeeze(text: str, width: int) -> str:
     """`text` on one line: whitespace runs made one space, control characters escaped, and
     cut to `width` characters with an ellipsis."""
-    shown = escape(" ".join(text.split()))
+    shown = printable(" ".join(text.split()))
     return shown if len(shown) <= width else shown[: width - 1] + "…"
 
-
-def escape(text: str) -> str:
-    """`text` with every unprintable character written as a backslash escape."""
-    return "".join(_escape_char(char) for char in text)
-
-
-def _escape_char(char: str) -> str:
-    if unicodedata.category(char) not in _UNPRINTABLE:
-        return char
-    if char in _NAMED_ESCAPES:
-        return _NAMED_ESCAPES[char]
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _parsed_arguments(arguments: str) -> Any:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from openpista.cli.runtime import open_memory
+from openpista.core.activity import printable
 from openpista.core.config import Config, load_config
 from openpista.core.errors import SessionNotFoundError
 from openpista.core.media import MediaStore
@@ -27,14 +27,6 @@ from openpista.core.models import (
 
 T = TypeVar("T")
 
-# C0 and C1 control characters and DEL: a session id can hold them (`-s $'a\x1b[31m'`), and
-# printed raw they would drive the terminal instead of being read.
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """`text` with control characters shown as `\\xNN` escapes, for human-readable output."""
-    return _CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 def _with_memory(config: Config, work: Callable[[MemoryStore], Awaitable[T]]) -> T:

@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import re
+
 from openpista.core.models import ToolCall, ToolResult
+
+# What must not reach a terminal raw: C0 and C1 control characters and DEL (they drive the
+# terminal: `\x1b[2J` clears it), the bidirectional overrides (they reorder what is shown,
+# hiding what a command really does) and lone surrogates (they cannot be written at all).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """`text` safe to show on a terminal: unprintable characters as backslash escapes
+    (`\\x1b`, `\\n`, `\\u202e`). Model output, tool output, session ids and what remote users
+    wrote all pass through this before a person sees them."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _squeeze(text: str, limit: int) -> str:
-    text = " ".join(text.split())
+    text = printable(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
