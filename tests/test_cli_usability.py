@@ -111,3 +111,24 @@ def test_control_characters_in_session_ids_are_escaped_when_printed(
         assert "a\\x1b[31mb" in output
     # JSON keeps the id exactly as stored.
     assert json.loads(openpista.run("session", "list", "--json").stdout)[0]["id"] == "a\x1b[31mb"
+
+
+def test_bytes_that_are_not_utf8_are_shown_as_replacement_characters(
+    openpista: Openpista, llm: FakeChatCompletionsServer
+) -> None:
+    import subprocess
+
+    from .conftest import OPENPISTA
+
+    done = subprocess.run(
+        [OPENPISTA, "run", "-s", b"bad\xff".decode("utf-8", "surrogateescape")],
+        input=b"hello \xff\xfe bad\n",
+        env=openpista.env,
+        capture_output=True,
+        cwd=openpista.home,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode() == "Echo: hello \ufffd\ufffd bad\n"
+    listed = openpista.run("session", "list")
+    assert "bad\ufffd" in listed.stdout

@@ -17,6 +17,7 @@ from openpista.core.models import AuditEntry
 DEFAULT_LIMIT = 50
 ARGUMENTS_WIDTH = 80
 
+
 def show_audit(
     config_path: Path | None, *, session_id: str | None, limit: int, as_json: bool
 ) -> None:
@@ -97,7 +98,6 @@ def squeeze(text: str, width: int) -> str:
     cut to `width` characters with an ellipsis."""
     shown = printable(" ".join(text.split()))
     return shown if len(shown) <= width else shown[: width - 1] + "…"
-
 
 
 def _parsed_arguments(arguments: str) -> Any:

@@ -16,6 +16,13 @@ from openpista.cli import __version__ as VERSION
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _text_param(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Command-line text as valid Unicode: bytes that are not UTF-8 become U+FFFD."""
+    from openpista.core.models import valid_text
+
+    return None if value is None else valid_text(value)
+
+
 class Globals:
     """The options given before the command, shared by every command."""
 
@@ -55,7 +62,9 @@ def _guarded(func: F) -> F:
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     help="Log verbosity (logs go to stderr).",
 )
-@click.option("-s", "--session", "session_id", help="Resume this session (TUI).")
+@click.option(
+    "-s", "--session", "session_id", callback=_text_param, help="Resume this session (TUI)."
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(VERSION, "--version", prog_name="openpista", message="%(prog)s %(version)s")
 @click.pass_context
@@ -104,7 +113,13 @@ def _task_from(text: str | None) -> str:
 @click.option(
     "-e", "--exec", "text", help="The task or message for the agent; `-` reads it from stdin."
 )
-@click.option("-s", "--session", "session_id", help="Continue this session (created if new).")
+@click.option(
+    "-s",
+    "--session",
+    "session_id",
+    callback=_text_param,
+    help="Continue this session (created if new).",
+)
 @click.option("--provider", help="Provider for this run (overrides [agent] provider).")
 @click.option("--model", help="Model for this run (overrides [agent] model).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
@@ -119,10 +134,11 @@ def run(
     from openpista.cli.oneshot import run_once
     from openpista.cli.signals import run_cancellable
     from openpista.core.errors import OpenpistaError
+    from openpista.core.models import valid_text
 
     coroutine = run_once(
         _globals().config_path,
-        _task_from(text),
+        valid_text(_task_from(text)),
         session_id=session_id or _globals().session_id,
         provider=provider,
         model=model,
@@ -147,7 +163,7 @@ def start() -> None:
 
 
 @cli.command()
-@click.option("-s", "--session", "session_id", help="Resume this session.")
+@click.option("-s", "--session", "session_id", callback=_text_param, help="Resume this session.")
 @_guarded
 def tui(session_id: str | None) -> None:
     """Chat interactively in the terminal (resume a session with -s)."""
@@ -175,7 +191,7 @@ def session_list(limit: int | None, as_json: bool) -> None:
 
 
 @session.command("show")
-@click.argument("session_id")
+@click.argument("session_id", callback=_text_param)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_guarded
 def session_show(session_id: str, as_json: bool) -> None:
@@ -186,7 +202,7 @@ def session_show(session_id: str, as_json: bool) -> None:
 
 
 @session.command("delete")
-@click.argument("session_id")
+@click.argument("session_id", callback=_text_param)
 @_guarded
 def session_delete(session_id: str) -> None:
     """Delete a session and its messages."""
@@ -196,7 +212,9 @@ def session_delete(session_id: str) -> None:
 
 
 @cli.command()
-@click.option("--session", "session_id", help="Only this session's tool calls.")
+@click.option(
+    "--session", "session_id", callback=_text_param, help="Only this session's tool calls."
+)
 @click.option(
     "--limit",
     default=50,

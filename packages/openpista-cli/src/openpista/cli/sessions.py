@@ -28,7 +28,6 @@ from openpista.core.models import (
 T = TypeVar("T")
 
 
-
 def _with_memory(config: Config, work: Callable[[MemoryStore], Awaitable[T]]) -> T:
     async def go() -> T:
         memory = await open_memory(config)

@@ -32,6 +32,7 @@ from openpista.core.models import (
     ToolCall,
     ToolCallRecord,
     ToolResult,
+    valid_text,
 )
 from openpista.core.observer import TurnObserver
 from openpista.core.prompt import build_system_prompt
@@ -129,8 +130,8 @@ class Agent:
         conversation = repair_history(await memory.load_messages(session_id))
         user_message = Message(
             role="user",
-            content=turn.text,
-            sender=turn.sender,
+            content=valid_text(turn.text),
+            sender=None if turn.sender is None else valid_text(turn.sender),
             parts=self._store_attachments(turn.attachments),
         )
         # Stored before the LLM is asked, so the message survives a provider failure.
@@ -211,6 +212,7 @@ class Agent:
             raise
         self.context.observe(fitted, response.usage)
         message = response.message
+        message.content = valid_text(message.content)
         if response.usage is not None:
             message.input_tokens = response.usage.input_tokens or None
             message.output_tokens = response.usage.output_tokens or None

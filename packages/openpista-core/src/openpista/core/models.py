@@ -12,6 +12,20 @@ from typing import Any, Literal
 Role = Literal["system", "user", "assistant", "tool"]
 
 
+def valid_text(text: str) -> str:
+    """`text` as storable Unicode: bytes that were not UTF-8 (which Python decodes from argv,
+    environment and files as lone surrogates) become U+FFFD, as a terminal would show them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")  # the bytes as they came
+        except UnicodeEncodeError:
+            raw = text.encode("utf-8", "surrogatepass")  # lone surrogates of other origins
+        return raw.decode("utf-8", "replace")
+    return text
+
+
 def new_id() -> str:
     """A fresh random id (32 hex digits) for events, approval requests and the like."""
     return uuid.uuid4().hex
