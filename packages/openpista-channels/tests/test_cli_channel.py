@@ -502,3 +502,16 @@ async def test_a_question_while_waiting_for_input_takes_the_next_line(pipe: Pipe
     await _eventually(lambda: "re: hello" in out.getvalue())
     pipe.writer.close()
     await running
+
+
+class ClosedPipe(io.StringIO):
+    """What stdout becomes when its reader has gone (`openpista | head -c 5`)."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+async def test_a_reader_going_away_ends_the_channel_instead_of_hanging(pipe: Pipe) -> None:
+    channel = CliChannel(input_stream=pipe.reader, output_stream=ClosedPipe())
+    pipe.send("one\ntwo\n")  # the input goes on; nobody can read the answers any more
+    await asyncio.wait_for(channel.run(Answerer(channel)), HANG_GUARD_S)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TextIO, TypeVar
@@ -370,11 +371,25 @@ class CliChannel:
             self._prompt_on_screen = False
 
     def _write(self, stream: TextIO, text: str) -> None:
-        if stream is self._errors:
-            # Keep stdout and stderr in order on a shared terminal.
-            self._output.flush()
-        stream.write(text)
-        stream.flush()
+        try:
+            if stream is self._errors:
+                # Keep stdout and stderr in order on a shared terminal.
+                self._output.flush()
+            stream.write(text)
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            # The reader went away (`openpista | head`) or the stream was closed: nobody can
+            # read the conversation any more, so the channel stops, as at the end of input.
+            _silence(stream)
+            self._stop_requested.set()
+
+
+def _silence(stream: TextIO) -> None:
+    """Point a broken stream at /dev/null, so flushing it at exit raises nothing either."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
 
 
 def _is_terminal(stream: TextIO) -> bool:
