@@ -256,3 +256,36 @@ async def test_allow_all_outlives_the_process_through_the_audit_trail() -> None:
     await restarted.run_turn(other, "c", channel_id=CHANNEL, observer=observer, approval="ask")
     assert touch.ran == ["a", "b"]
     assert len(observer.questions) == 1
+
+
+async def test_a_call_that_cannot_run_is_not_asked_about() -> None:
+    agent, touch, memory, provider, session = await setup(
+        tool_calls_reply(ToolCall("bad", "files.touch", "{not json")), "Oops."
+    )
+    observer = RecordingObserver([ApprovalDecision.ALLOW])
+    await agent.run_turn(session, "touch", channel_id=CHANNEL, observer=observer, approval="ask")
+    assert observer.questions == []
+    assert touch.ran == []
+    (text,) = tool_result_texts(provider, 1)
+    assert "invalid arguments" in text
+    (entry,) = await memory.list_tool_calls()
+    assert (entry.decision, entry.ok) == ("auto", False)
+
+
+async def test_a_turn_stopped_while_asking_audits_the_call_as_denied() -> None:
+    agent, touch, memory, _, session = await setup(
+        tool_call_reply("files.touch", {"path": "x"}), "never"
+    )
+    user = SilentUser()
+    turn = asyncio.create_task(
+        agent.run_turn(session, "touch x", channel_id=CHANNEL, observer=user, approval="ask")
+    )
+    await asyncio.sleep(0.05)
+    turn.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await turn
+    assert touch.ran == []
+    (entry,) = await memory.list_tool_calls()
+    assert (entry.decision, entry.decided_by, entry.ok) == ("denied", "cancelled", False)
+    roles = [m.role for m in await memory.load_messages(session)]
+    assert roles == ["user", "assistant", "tool"]

@@ -324,7 +324,9 @@ class CliChannel:
             if line is None:
                 self._input_ended = True
                 self._write(self._output, "\n(end of input: not run)\n")
-                question.set_result(None)
+                question.set_result(
+                    ApprovalAnswer(ApprovalDecision.DENY, f"{self._channel_id} (end of input)")
+                )
                 return
             if not self._input_is_terminal:
                 # Piped answers are not echoed: end the question's line ourselves.
@@ -332,7 +334,9 @@ class CliChannel:
             if line.strip() in QUIT_COMMANDS:
                 # Leaving while asked: the call does not run, and no more lines are read.
                 self._input_ended = True
-                question.set_result(None)
+                question.set_result(
+                    ApprovalAnswer(ApprovalDecision.DENY, f"{self._channel_id} (/quit)")
+                )
                 return
             decision = parse_decision(line)
             if decision is None:

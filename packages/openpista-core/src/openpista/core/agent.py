@@ -18,6 +18,7 @@ from openpista.core.approval import (
     ApprovalOutcome,
     ApprovalPolicy,
     ApprovalRequest,
+    AuditDecision,
     denied_result_text,
 )
 from openpista.core.context import ContextBudget, resolve_budget
@@ -43,7 +44,10 @@ from openpista.core.tool import ToolContext, ToolStates
 logger = logging.getLogger(__name__)
 
 INTERRUPTED_TOOL_RESULT = "(no result: the previous run was interrupted)"
-CANCELLED_TOOL_RESULT = "(no result: the user cancelled the turn while this call was running)"
+CANCELLED_TOOL_RESULT = (
+    "(no result: the turn was stopped, by the user or by openpista shutting down, before this "
+    "call finished)"
+)
 CANCELLED_REPLY_NOTE = "[cancelled by the user]"
 EMPTY_REPLY = "(no reply)"
 
@@ -227,47 +231,21 @@ class Agent:
         policy: ApprovalPolicy,
     ) -> list[ToolResult]:
         """Ask about each call in order (one question at a time, so "all" covers the rest),
-        then run the allowed ones; every call gets a result and an audit entry."""
-        outcomes: list[ApprovalOutcome] = []
-        for call in calls:
-            request = ApprovalRequest(context.session_id, context.channel_id, call, context.sender)
-            try:
-                outcome = await self.approval.decide(
-                    policy, self.tools.get(call.name), request, observer
-                )
-            finally:
-                await observer.approval_settled(request)
-            outcomes.append(outcome)
-
+        then run the allowed ones; every call gets a result and an audit entry, also when the
+        turn is cancelled on the way."""
         results: list[ToolResult | None] = [None] * len(calls)
-
-        positions = {id(call): position for position, call in enumerate(calls)}
-
-        async def run_one(call: ToolCall) -> ToolResult:
-            position = positions[id(call)]
-            outcome = outcomes[position]
-            if not outcome.allowed:
-                result = ToolResult(
-                    call.id, call.name, denied_result_text(call.name, outcome), is_error=True
-                )
-                await observer.tool_finished(call, result)
-                await self._audit(call, context, outcome, result, 0.0)
-                results[position] = result
-                return result
-            await observer.tool_started(call)
-            started = time.monotonic()
-            try:
-                result = await self.tools.dispatch(call, context)
-            except asyncio.CancelledError:
-                result = ToolResult(call.id, call.name, CANCELLED_TOOL_RESULT, is_error=True)
-                await _shielded(self._audit(call, context, outcome, result, started))
-                raise
-            await observer.tool_finished(call, result)
-            await self._audit(call, context, outcome, result, started)
-            results[position] = result
-            return result
-
         try:
+            outcomes = await self._approve(calls, results, context, observer, policy)
+            positions = {id(call): position for position, call in enumerate(calls)}
+
+            async def run_one(call: ToolCall) -> ToolResult:
+                position = positions[id(call)]
+                result = results[position]
+                if result is None:
+                    result = await self._run_call(call, outcomes[position], context, observer)
+                    results[position] = result
+                return result
+
             await self.tools.run_round(calls, run_one)
         except asyncio.CancelledError:
             # Every call gets a result, so the stored conversation stays one providers accept.
@@ -282,6 +260,74 @@ class Agent:
             )
             raise
         return [result for result in results if result is not None]
+
+    async def _approve(
+        self,
+        calls: Sequence[ToolCall],
+        results: list[ToolResult | None],
+        context: ToolContext,
+        observer: TurnObserver,
+        policy: ApprovalPolicy,
+    ) -> list[ApprovalOutcome]:
+        """Each call's decision. A call that cannot run (bad arguments, unknown tool) is not
+        asked about: its error result goes into `results` at once. A call that did not run
+        gets its result (denied) here too."""
+        outcomes: list[ApprovalOutcome] = []
+        for position, call in enumerate(calls):
+            invalid = self.tools.check(call)
+            if invalid is not None:
+                outcome = ApprovalOutcome(AuditDecision.AUTO, "policy")
+                results[position] = invalid
+                await observer.tool_finished(call, invalid)
+                await self._audit(call, context, outcome, invalid, 0.0)
+                outcomes.append(outcome)
+                continue
+            request = ApprovalRequest(context.session_id, context.channel_id, call, context.sender)
+            try:
+                outcome = await self.approval.decide(
+                    policy, self.tools.get(call.name), request, observer
+                )
+            except asyncio.CancelledError:
+                # Stopped while asking: nobody allowed it, and the audit trail says so.
+                stopped = ApprovalOutcome(AuditDecision.DENIED, "cancelled")
+                for earlier, decided in zip(calls, outcomes, strict=False):
+                    if results[calls.index(earlier)] is None:  # allowed, never ran
+                        result = ToolResult(earlier.id, earlier.name, CANCELLED_TOOL_RESULT, True)
+                        await _shielded(self._audit(earlier, context, decided, result, 0.0))
+                for later in calls[position:]:
+                    result = ToolResult(later.id, later.name, CANCELLED_TOOL_RESULT, True)
+                    await _shielded(self._audit(later, context, stopped, result, 0.0))
+                raise
+            finally:
+                await observer.approval_settled(request)
+            if not outcome.allowed:
+                denied = ToolResult(
+                    call.id, call.name, denied_result_text(call.name, outcome), is_error=True
+                )
+                results[position] = denied
+                await observer.tool_finished(call, denied)
+                await self._audit(call, context, outcome, denied, 0.0)
+            outcomes.append(outcome)
+        return outcomes
+
+    async def _run_call(
+        self,
+        call: ToolCall,
+        outcome: ApprovalOutcome,
+        context: ToolContext,
+        observer: TurnObserver,
+    ) -> ToolResult:
+        await observer.tool_started(call)
+        started = time.monotonic()
+        try:
+            result = await self.tools.dispatch(call, context)
+        except asyncio.CancelledError:
+            result = ToolResult(call.id, call.name, CANCELLED_TOOL_RESULT, is_error=True)
+            await _shielded(self._audit(call, context, outcome, result, started))
+            raise
+        await observer.tool_finished(call, result)
+        await self._audit(call, context, outcome, result, started)
+        return result
 
     async def _audit(
         self,

@@ -84,8 +84,14 @@ class ToolRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._tools
 
-    async def dispatch(self, call: ToolCall, context: ToolContext) -> ToolResult:
-        """Run one call; every failure becomes an error result the LLM can read."""
+    def check(self, call: ToolCall) -> ToolResult | None:
+        """Why `call` cannot run (unknown tool, arguments that are not JSON or do not match the
+        schema), as the error result the LLM gets; None when it can. Cheap: the agent checks
+        before asking the user to approve a call that could never run."""
+        found = self._resolve(call)
+        return found if isinstance(found, ToolResult) else None
+
+    def _resolve(self, call: ToolCall) -> ToolResult | tuple[Tool, dict[str, Any]]:
         tool = self.get(call.name)
         if tool is None:
             available = ", ".join(self.names()) or "none"
@@ -115,6 +121,15 @@ class ToolRegistry:
                 "arguments matching its parameters.",
                 is_error=True,
             )
+        return tool, arguments
+
+    async def dispatch(self, call: ToolCall, context: ToolContext) -> ToolResult:
+        """Run one call; every failure becomes an error result the LLM can read."""
+        found = self._resolve(call)
+        if isinstance(found, ToolResult):
+            return found
+        tool, arguments = found
+        name = tool.name
         try:
             output: Any = await tool.run(arguments, context)
         except ToolError as exc:
