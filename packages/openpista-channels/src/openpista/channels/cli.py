@@ -50,6 +50,7 @@ from openpista.core.activity import (
     describe_approval_question,
     describe_tool_call,
     describe_tool_result,
+    printable,
 )
 from openpista.core.approval import (
     ApprovalAnswer,
@@ -313,12 +314,23 @@ class CliChannel:
         if self._streamed_this_turn:
             self._write(self._output, "\n")
             self._streamed_this_turn = False
-        self._write(self._output, describe_approval_question(request.call) + " ")
+        question_text = describe_approval_question(request.call)
+        where = printable(request.channel_id)
+        # Not a call for the line being answered (a cron job's turn): say whose call it is.
+        if request.sender == "cron":
+            question_text = f"(a cron job on {where}) {question_text}"
+        elif request.channel_id != self._channel_id:
+            question_text = f"(for {where}) {question_text}"
+        self._write(self._output, question_text + " ")
+        self._prompt_on_screen = True  # other output starts on a new line
         decision: ApprovalDecision | None = None
         while decision is None:
             line = await self._line_or(asyncio.shield(question))
+            if isinstance(line, str):
+                self._prompt_on_screen = False  # the answer's Enter (or our newline) moved on
             if isinstance(line, _NoLine) or question.done():
                 # Withdrawn (it expired, or the turn was stopped) while we waited for the line.
+                self._prompt_on_screen = False
                 self._write(self._output, "\n(question closed: not run)\n")
                 return
             if line is None:
