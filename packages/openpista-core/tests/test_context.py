@@ -20,6 +20,7 @@ from openpista.core.context import (
     TokenEstimator,
     context_window,
     resolve_budget,
+    text_weight,
 )
 from openpista.core.errors import OpenpistaError, ProviderError
 from openpista.core.models import (
@@ -569,6 +570,200 @@ def test_the_budget_passes_reported_usage_to_its_estimator() -> None:
     assert budget.estimator.scale == 1.0
     budget.observe(fitted, Usage(1500, 10))
     assert budget.estimator.scale > 1.0
+
+
+# --- text that is not ASCII --------------------------------------------------------------
+
+
+def cjk_turn(number: int, size: int) -> str:
+    label = f"turn-{number:02d} "
+    return label + "中" * (size - len(label))
+
+
+def char_tokens(char: str) -> float:
+    if char.isascii():
+        return 0.25
+    if "\u3000" <= char <= "\ud7ff":  # CJK, kana, Hangul
+        return 1
+    return 2 if ord(char) > 0xFFFF else 0.5
+
+
+def script_tokens(request: ChatRequest) -> float:
+    """What a request's text costs by script, character by character: near what a real
+    tokenizer counts, and far more than 4 characters a token for CJK text."""
+    tokens = 0.0
+    for message in request.messages:
+        for text in [message.content, *(call.arguments for call in message.tool_calls)]:
+            tokens += sum(map(char_tokens, text))
+    return tokens
+
+
+@pytest.mark.parametrize(
+    ("text", "weight"),
+    [
+        ("", 0),
+        ("plain ASCII, as before", 22),
+        ("é", 2),  # 2 bytes in UTF-8: half a token
+        ("Привет", 12),
+        ("Γειά", 8),
+        ("مرحبا", 10),
+        ("中文", 8),  # 3 bytes: a token each
+        ("ひらがなカタカナ", 32),
+        ("한국어", 12),
+        ("नमस्ते", 24),
+        ("“quoted” — …", 4 + 6 + 4 + 1 + 4 + 1 + 4),
+        ("😀", 8),  # 4 bytes: two tokens
+        ("👍🏽", 16),
+        ("\udcff", 4),  # a lone surrogate (say, from a file name) does not fail
+        ("ok, 日本 and Ёж 🚀!", 4 + 8 + 5 + 4 + 1 + 8 + 1),
+    ],
+)
+def test_text_weighs_by_the_length_of_its_utf8_encoding(text: str, weight: int) -> None:
+    assert text_weight(text) == weight
+
+
+def test_an_ascii_estimate_is_unchanged() -> None:
+    estimator = TokenEstimator()
+    rng = random.Random(7)
+    for _ in range(200):
+        size = rng.randint(0, 5000)
+        text = "".join(rng.choice("abc xyz{}:,\n0123") for _ in range(size))
+        assert estimator.message_tokens(Message("user", text)) == -(-size // 4) + 4
+
+
+def test_non_latin_text_is_estimated_by_script() -> None:
+    estimator = TokenEstimator()
+    assert estimator.message_tokens(Message("user", "中" * 7200)) == 7200 + 4
+    assert estimator.message_tokens(Message("user", "あア한" * 100)) == 300 + 4
+    assert estimator.message_tokens(Message("user", "Ж" * 300)) == 150 + 4
+    assert estimator.message_tokens(Message("user", "😀" * 10)) == 20 + 4
+    mixed = "The plan: 計画を立てる, then Привет 👋"  # 10 + 6*4 + 7 + 6*2 + 1 + 8
+    assert estimator.message_tokens(Message("user", mixed)) == -(-62 // 4) + 4
+    call = ToolCall("id", "system.run", json.dumps({"command": "echo 中文"}, ensure_ascii=False))
+    # id 2 + name 10 + arguments: 20 ASCII characters and 2 CJK (8) = 40, a tenth of 400
+    assert estimator.message_tokens(Message("assistant", tool_calls=[call])) == 10 + 4
+    assert estimator.message_tokens(Message("user", parts=[TextPart("中" * 40)])) == 44
+
+
+async def test_a_cjk_message_over_the_budget_is_refused_not_sent() -> None:
+    # 7,200 CJK characters once counted as 1,800 tokens and went out whole under 3,000.
+    memory, model = InMemoryStore(), Model()
+    session_id = await new_session(memory)
+
+    with pytest.raises(ContextTooLongError) as caught:
+        await ContextBudget(3000).fit(
+            session_id,
+            SYSTEM,
+            [Message("user", "中" * 7200)],
+            [SHELL],
+            provider=model.provider,
+            memory=memory,
+        )
+
+    assert caught.value.needed > 7200
+    assert "the message is too long for agent.context_tokens = 3000" in str(caught.value)
+    assert model.requests == []
+
+
+async def test_a_cjk_conversation_is_compacted_to_fit_3000_tokens() -> None:
+    memory, model = InMemoryStore(), Model()
+    budget = ContextBudget(3000)
+    session_id = await new_session(memory)
+
+    for number in range(12):
+        text = cjk_turn(number, 900)
+        fitted = await converse(budget, model, memory, session_id, text, [SHELL])
+        assert fitted.messages[-1].content == text
+        assert fitted.tokens <= 3000
+
+    assert model.summary_requests()
+    for request in model.requests:
+        assert budget.estimator.request_tokens(request.messages, request.tools) <= 3000
+        assert script_tokens(request) <= 3000
+    assert len(await memory.load_messages(session_id)) == 24
+
+
+async def test_a_long_cjk_summary_is_cut_to_its_allowance() -> None:
+    history = [
+        m for n in range(8) for m in (Message("user", cjk_turn(n, 600)), Message("assistant", "好"))
+    ]
+    memory, model = InMemoryStore(), Model(summaries=["要約" * 10_000] * 5)
+    session_id = await new_session(memory, history)
+    budget = ContextBudget(3000)
+
+    fitted = await budget.fit(
+        session_id,
+        SYSTEM,
+        [*history, Message("user", "次")],
+        [],
+        provider=model.provider,
+        memory=memory,
+    )
+
+    summary = await memory.load_summary(session_id)
+    assert summary is not None
+    assert "summary cut to save context: 20,000 characters" in summary.text
+    assert summary.text.startswith("要約") and summary.text.endswith("要約")
+    added = budget.estimator.message_tokens(fitted.messages[0]) - (
+        budget.estimator.message_tokens(SYSTEM)
+    )
+    assert added <= 750
+    assert fitted.tokens <= 3000
+    for request in model.requests:
+        assert budget.estimator.request_tokens(request.messages) <= 3000
+
+
+async def test_a_long_non_latin_tool_output_is_clipped_to_fit() -> None:
+    output = "ログ 😀 Ошибка " * 2000
+    conversation = [Message("user", "read the log"), *tool_round("r1", output)]
+    memory, model = InMemoryStore(), Model()
+    session_id = await new_session(memory, conversation)
+
+    fitted = await ContextBudget(1000).fit(
+        session_id, SYSTEM, conversation, [], provider=model.provider, memory=memory
+    )
+
+    assert fitted.tokens <= 1000
+    assert fitted.cut_outputs == 1
+    clipped = fitted.messages[-1].content
+    assert clipped.startswith("ログ 😀") and clipped.endswith("Ошибка ")
+    assert f"[output cut to save context: {len(output):,} characters]" in clipped
+    assert script_tokens(ChatRequest(fitted.messages)) <= 1000
+
+
+@pytest.mark.parametrize("seed", range(15))
+async def test_random_mixed_script_conversations_fit_or_are_refused(seed: int) -> None:
+    rng = random.Random(seed)
+    alphabet = ["a", "b", " ", "é", "Ж", "中", "あ", "한", "😀"]
+
+    def text(size: int) -> str:
+        return "".join(rng.choices(alphabet, k=size))
+
+    history: list[Message] = []
+    for number in range(rng.randint(1, 15)):
+        history.append(Message("user", f"turn-{number:02d} " + text(rng.randint(10, 1500))))
+        for r in range(rng.randint(0, 2)):
+            history += tool_round(f"{number}-{r}", text(rng.randint(0, 3000)), text(30))
+        history.append(Message("assistant", text(rng.randint(1, 400))))
+    history.pop()
+    limit = rng.choice([800, 1500, 3000, 6000])
+    memory, model = InMemoryStore(), Model()
+    session_id = await new_session(memory, history)
+    budget = ContextBudget(limit)
+
+    try:
+        fitted = await budget.fit(
+            session_id, SYSTEM, history, [SHELL], provider=model.provider, memory=memory
+        )
+    except ContextTooLongError:
+        return
+    newest = max(i for i, m in enumerate(history) if m.role == "user")
+    assert history[newest] in fitted.messages
+    assert fitted.tokens <= limit
+    assert fitted.tokens == budget.estimator.request_tokens(fitted.messages, [SHELL])
+    assert_pairs_whole(fitted.messages)
+    for request in model.requests:
+        assert budget.estimator.request_tokens(request.messages, request.tools) <= limit
 
 
 # --- the budget from the configuration ----------------------------------------------------
