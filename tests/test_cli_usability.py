@@ -6,6 +6,7 @@ import json
 import os
 import pty
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +133,28 @@ def test_bytes_that_are_not_utf8_are_shown_as_replacement_characters(
     assert done.stdout.decode() == "Echo: hello \ufffd\ufffd bad\n"
     listed = openpista.run("session", "list")
     assert "bad\ufffd" in listed.stdout
+
+
+def test_run_json_reports_a_usage_error_as_an_error_object(openpista: Openpista) -> None:
+    result = openpista.run("run", "--json", input="")
+    assert result.returncode == 2
+    assert "task read from stdin is empty" in json.loads(result.stdout)["error"]
+
+
+def test_run_json_reports_a_stopping_signal_as_an_error_object(
+    openpista: Openpista, llm: FakeChatCompletionsServer, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    from .conftest import wait_for
+
+    marker = tmp_path / "started"
+    llm.queue_tool_calls([("system_run", {"command": f"touch {marker}; sleep 30"})])
+    process = openpista.popen("run", "--json", "-e", "sleep")
+    assert wait_for(marker.exists)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    stdout, _ = process.communicate(timeout=30)
+    assert process.returncode == 143
+    assert json.loads(stdout) == {"error": "stopped by SIGTERM"}

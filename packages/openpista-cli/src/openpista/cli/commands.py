@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -90,23 +91,31 @@ def _globals() -> Globals:
     return click.get_current_context().find_object(Globals) or Globals(None, "warning", None, False)
 
 
-def _task_from(text: str | None) -> str:
+def _task_from(text: str | None, as_json: bool) -> str:
     """The task: `-e TEXT`; with `-e -`, or stdin piped and no -e, what stdin holds."""
-    from openpista.cli.errors import print_error
-
     if text == "-" or (text is None and not sys.stdin.isatty()):
         task = sys.stdin.read().strip()
         if task:
             return task
-        print_error("the task read from stdin is empty; pipe the task in, or give it with -e")
-        raise SystemExit(2)
-    if text is None:
-        print_error(
-            'no task: give it with -e TEXT (openpista run -e "..."), or pipe it on stdin '
-            '(echo "..." | openpista run, or -e - to read stdin)'
+        _usage_error(
+            "the task read from stdin is empty; pipe the task in, or give it with -e", as_json
         )
-        raise SystemExit(2)
+    if text is None:
+        _usage_error(
+            'no task: give it with -e TEXT (openpista run -e "..."), or pipe it on stdin '
+            '(echo "..." | openpista run, or -e - to read stdin)',
+            as_json,
+        )
     return text
+
+
+def _usage_error(message: str, as_json: bool) -> NoReturn:
+    from openpista.cli.errors import print_error
+
+    if as_json:
+        sys.stdout.write(json.dumps({"error": message}, ensure_ascii=False) + "\n")
+    print_error(message)
+    raise SystemExit(2)
 
 
 @cli.command()
@@ -138,7 +147,7 @@ def run(
 
     coroutine = run_once(
         _globals().config_path,
-        valid_text(_task_from(text)),
+        valid_text(_task_from(text, as_json)),
         session_id=session_id or _globals().session_id,
         provider=provider,
         model=model,
@@ -150,6 +159,9 @@ def run(
         if as_json:  # scripts parsing stdout learn of failures found before the turn too
             sys.stdout.write(json.dumps({"error": str(exc)}, ensure_ascii=False) + "\n")
         raise
+    if as_json and status > 128:
+        name = signal.Signals(status - 128).name
+        sys.stdout.write(json.dumps({"error": f"stopped by {name}"}) + "\n")
     sys.exit(status)
 
 
@@ -219,7 +231,7 @@ def session_delete(session_id: str) -> None:
     "--limit",
     default=50,
     show_default=True,
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=1),
     help="Show at most this many calls.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

@@ -191,6 +191,13 @@ async def _serve_until_stopped(
 async def _shut_down(gateway: Gateway, hurry: asyncio.Event) -> None:
     """Let in-flight replies finish for SHUTDOWN_GRACE_S (less on a second signal), then
     cancel them: cancelled tools kill their process groups."""
+    busy = len(gateway.active_sessions)
+    if busy:
+        sys.stderr.write(
+            f"openpista: stopping: letting {busy} conversation(s) finish their replies (at most "
+            f"{SHUTDOWN_GRACE_S:g} s); signal again to stop them now\n"
+        )
+        sys.stderr.flush()
     graceful = asyncio.create_task(gateway.shutdown())
     hurried = asyncio.create_task(hurry.wait())
     await asyncio.wait({graceful, hurried}, timeout=SHUTDOWN_GRACE_S, return_when="FIRST_COMPLETED")

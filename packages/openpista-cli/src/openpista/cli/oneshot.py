@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from openpista.cli.errors import print_error
 from openpista.cli.progress import WaitingIndicator
@@ -14,11 +16,20 @@ from openpista.core.activity import (
     describe_approval_question,
     describe_tool_call,
     describe_tool_result,
+    printable,
 )
-from openpista.core.approval import ApprovalAnswer, ApprovalRequest, parse_decision
+from openpista.core.approval import (
+    ApprovalAnswer,
+    ApprovalDecision,
+    ApprovalRequest,
+    parse_decision,
+)
 from openpista.core.config import approval_mode, load_config
 from openpista.core.models import ChannelEvent, ToolCall, ToolResult
 from openpista.core.observer import TurnInfo, TurnObserver
+
+if TYPE_CHECKING:
+    from openpista.channels._line_reader import LineReader
 
 ONE_SHOT_CHANNEL = "cli:run"
 
@@ -34,10 +45,12 @@ class OneShotObserver(TurnObserver):
         self._indicator = indicator
         self._running = 0
         self._can_ask = can_ask
+        self._reader: LineReader | None = None
 
     async def waiting_for_session(self, turn: TurnInfo) -> None:
         await self._indicator.pause()
-        _say(f"openpista: session {turn.session_id} is busy with another turn; waiting for it")
+        session = printable(turn.session_id)
+        _say(f"openpista: session {session} is busy with another turn; waiting for it")
         self._indicator.resume()
 
     async def tool_started(self, call: ToolCall) -> None:
@@ -60,22 +73,29 @@ class OneShotObserver(TurnObserver):
                 "terminal to ask on: not run"
             )
             return None
-        from openpista.channels._line_reader import LineReader
+        if self._reader is None:
+            from openpista.channels._line_reader import LineReader
 
-        reader = LineReader(sys.stdin)
+            self._reader = LineReader(sys.stdin)
         sys.stderr.write(describe_approval_question(request.call) + " ")
         sys.stderr.flush()
-        while True:
-            line = await reader.readline()
-            if line is None:
-                _say("(end of input: not run)")
-                return None
-            decision = parse_decision(line)
-            if decision is not None:
-                self._indicator.resume()
-                return ApprovalAnswer(decision, "cli:terminal")
-            sys.stderr.write("Please answer y (yes), n (no) or a (all): ")
-            sys.stderr.flush()
+        try:
+            while True:
+                line = await self._reader.readline()
+                if line is None:
+                    _say("(end of input: not run)")
+                    return ApprovalAnswer(ApprovalDecision.DENY, "cli:terminal (end of input)")
+                decision = parse_decision(line)
+                if decision is not None:
+                    self._indicator.resume()
+                    return ApprovalAnswer(decision, "cli:terminal")
+                sys.stderr.write("Please answer y (yes), n (no) or a (all): ")
+                sys.stderr.flush()
+        except asyncio.CancelledError:
+            # It expired (approval_timeout_s) or openpista is stopping: close the question's
+            # line, so a late answer is not typed into the shell unexplained.
+            _say("\n(question closed: not run)")
+            raise
 
 
 def _say(line: str) -> None:
@@ -120,7 +140,7 @@ async def run_once(
         finally:
             await indicator.pause()
             await gateway.shutdown(cancel=True)
-    session = response.session_id
+    session = printable(response.session_id)
     if response.is_error:
         message = response.content.removeprefix("❌").strip()
         _report_failure(
@@ -129,7 +149,7 @@ async def run_once(
         return 1
     if as_json:
         payload = {
-            "session_id": session,
+            "session_id": response.session_id,
             "reply": response.content,
             "tool_calls": [
                 {"name": c.name, "arguments": c.arguments, "ok": c.ok} for c in response.tool_calls
