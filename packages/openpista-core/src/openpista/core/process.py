@@ -143,7 +143,7 @@ async def _feed(process: asyncio.subprocess.Process, data: bytes | None) -> None
         process.stdin.close()
 
 
-def _retrieve(future: asyncio.Future[object]) -> None:
+def _retrieve(future: asyncio.Future[None]) -> None:
     # The feeder is cancelled on purpose at times: its outcome is known and not an error.
     if not future.cancelled():
         future.exception()
