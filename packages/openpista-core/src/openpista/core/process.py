@@ -61,14 +61,15 @@ class _OutputFile:
         self._written = 0
 
     def _observe(self) -> int:
+        """The file's size; notes how much the writers wrote in all."""
+        size = os.fstat(self.fd).st_size
         # The writers share this descriptor's file offset: it says how much they wrote, even
         # after the file was cut back.
-        size = max(os.lseek(self.fd, 0, os.SEEK_CUR), os.fstat(self.fd).st_size)
-        self._written = max(self._written, size)
+        self._written = max(self._written, size, os.lseek(self.fd, 0, os.SEEK_CUR))
         return size
 
     def trim(self) -> bool:
-        """Cut the file back to `limit`; True when it had grown past it."""
+        """Cut the file back to `limit`; True when it had grown past it since the last time."""
         if self._observe() <= self.limit:
             return False
         os.ftruncate(self.fd, self.limit)
