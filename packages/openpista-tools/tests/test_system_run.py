@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -226,6 +227,34 @@ async def test_a_background_child_is_left_running_and_the_call_returns_at_once(
     finally:
         # The whole group: the subshell's `sleep` too.
         os.killpg(os.getpgid(background), signal.SIGKILL)
+
+
+async def test_a_background_server_keeps_running_and_logging_after_the_call(
+    tmp_path: Path,
+) -> None:
+    # The tester's case: a server whose first request log line (on stderr) killed it, because
+    # the pipe it wrote into had lost its reader.
+    marker = tmp_path / "marker"
+    script = (
+        "import sys, time; time.sleep(1); print('serving', flush=True); "
+        "print('GET / 200', file=sys.stderr, flush=True); open(sys.argv[1], 'w').close()"
+    )
+    pidfile = tmp_path / "background.pid"
+    command = f'python3 -c "{script}" {marker} & echo $! > {pidfile}; echo started'
+    out = await SystemRunTool(timeout_s=20).run({"command": command}, CONTEXT)
+    background = int(pidfile.read_text())
+    try:
+        assert out.text.startswith("exit code: 0\n(processes it started in the background keep")
+        assert out.text.endswith("--- stdout ---\nstarted")
+        for _ in range(100):
+            if marker.exists():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the background server died writing its log")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(os.getpgid(background), signal.SIGKILL)
 
 
 async def test_a_command_without_background_children_does_not_mention_them() -> None:
