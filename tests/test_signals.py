@@ -154,4 +154,4 @@ def test_ctrl_c_in_the_chat_stops_the_reply_and_keeps_the_chat(
 
     messages = json.loads(shown.stdout)["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "user", "assistant"]
-    assert "cancelled" in messages[2]["content"]
+    assert "the turn was stopped" in messages[2]["content"]
