@@ -289,3 +289,26 @@ async def test_a_turn_stopped_while_asking_audits_the_call_as_denied() -> None:
     assert (entry.decision, entry.decided_by, entry.ok) == ("denied", "cancelled", False)
     roles = [m.role for m in await memory.load_messages(session)]
     assert roles == ["user", "assistant", "tool"]
+
+
+async def test_a_deleted_session_takes_its_allow_all_with_it() -> None:
+    agent, touch, memory, provider, session = await setup(
+        tool_call_reply("files.touch", {"path": "a"}), "a done"
+    )
+    await agent.run_turn(
+        session,
+        "a",
+        channel_id=CHANNEL,
+        observer=RecordingObserver([ApprovalDecision.ALLOW_ALL]),
+        approval="ask",
+    )
+    await memory.delete_session(session)
+    await memory.create_session(CHANNEL, session)  # a new session under the same id
+    provider.add(tool_call_reply("files.touch", {"path": "b"}), "not allowed")
+    restarted = Agent(
+        provider, ToolRegistry([touch.tool]), memory, approval=ApprovalGate(memory=memory)
+    )
+    observer = RecordingObserver()
+    await restarted.run_turn(session, "b", channel_id=CHANNEL, observer=observer, approval="ask")
+    assert touch.ran == ["a"]
+    assert len(observer.questions) == 1

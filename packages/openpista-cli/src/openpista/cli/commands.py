@@ -100,6 +100,8 @@ def _task_from(text: str | None, as_json: bool) -> str:
         _usage_error(
             "the task read from stdin is empty; pipe the task in, or give it with -e", as_json
         )
+    if text is not None and not text.strip():
+        _usage_error("the task is empty; say what to do with -e TEXT", as_json)
     if text is None:
         _usage_error(
             'no task: give it with -e TEXT (openpista run -e "..."), or pipe it on stdin '

@@ -131,6 +131,7 @@ class ApprovalGate:
         self._looked_up: set[str] = set()
 
     def forget(self, session_id: str) -> None:
+        """Drop what is remembered of the session (it was deleted)."""
         self._allow_all.discard(session_id)
         self._looked_up.discard(session_id)
 
@@ -140,12 +141,17 @@ class ApprovalGate:
         if self.memory is None or session_id in self._looked_up:
             return False
         self._looked_up.add(session_id)
-        entries = await self.memory.list_tool_calls(session_id)
-        if any(
-            e.decision == AuditDecision.ALLOWED_ALL and e.decided_by != "session" for e in entries
-        ):
-            self._allow_all.add(session_id)
-            return True
+        session = await self.memory.get_session(session_id)
+        if session is None:
+            return False
+        # Only this session's own answers count: a deleted session's audit rows stay, and a
+        # new session under the same id must not inherit what was allowed there.
+        for entry in await self.memory.list_tool_calls(session_id):
+            if entry.at < session.created_at:
+                break  # newest first: the rest are older still
+            if entry.decision == AuditDecision.ALLOWED_ALL and entry.decided_by != "session":
+                self._allow_all.add(session_id)
+                return True
         return False
 
     async def decide(
