@@ -205,3 +205,44 @@ def test_run_e_under_ask_asks_on_the_terminal(
     assert f'Allow system.run {{"command": "touch {target}"}}? [y]es / [n]o / [a]ll' in stderr
     assert target.exists()
     assert stdout == "Made it.\n"
+
+
+def test_a_key_pressed_before_the_question_does_not_answer_it(
+    openpista: Openpista, llm: FakeChatCompletionsServer, tmp_path: Path
+) -> None:
+    import os
+    import pty
+    import subprocess
+    import time
+
+    from .conftest import OPENPISTA
+
+    target = tmp_path / "typed-ahead"
+    openpista.write_config(ASK)
+    llm.queue_tool_calls([("system_run", {"command": f"touch {target}"})])
+    llm.queue_text("Left alone.")
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [OPENPISTA, "run", "-e", "touch it"],
+            env=openpista.env,
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=openpista.home,
+        )
+        os.write(controller, b"y\n")  # typed while openpista starts, before any question
+        deadline = time.monotonic() + 30
+        while not llm.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # the question is up now
+        os.write(controller, b"n\n")
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+    assert process.returncode == 0, stderr
+    assert not target.exists()
+    assert stdout == "Left alone.\n"

@@ -77,6 +77,19 @@ class LineReader:
         # A read handed to a thread survives a cancelled readline; the next call picks it up.
         self._pending: asyncio.Future[str | bytes] | None = None
 
+    def discard_typed_ahead(self) -> None:
+        """On a terminal, forget what was typed but not yet read (the kernel's pending input
+        and anything buffered here): a key pressed before a question appeared must not
+        answer it. Pipes and files keep their lines: scripts answer ahead on purpose."""
+        fd = self._fd
+        if fd is None or not os.isatty(fd):
+            return
+        import termios
+
+        with contextlib.suppress(OSError, termios.error):
+            termios.tcflush(fd, termios.TCIFLUSH)
+        self._buffer = ""
+
     async def readline(self) -> str | None:
         """The next line, or None once the stream has ended."""
         while "\n" not in self._buffer and not self._at_eof:

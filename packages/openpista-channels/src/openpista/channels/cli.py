@@ -321,6 +321,12 @@ class CliChannel:
             question_text = f"(a cron job on {where}) {question_text}"
         elif request.channel_id != self._channel_id:
             question_text = f"(for {where}) {question_text}"
+        if self._reader is not None and self._input_is_terminal:
+            if self._pending_line is not None and not self._pending_line.done():
+                # A read in progress holds what was typed so far; let it go and start afresh.
+                self._pending_line.cancel()
+                self._pending_line = None
+            self._reader.discard_typed_ahead()
         self._write(self._output, question_text + " ")
         self._prompt_on_screen = True  # other output starts on a new line
         decision: ApprovalDecision | None = None

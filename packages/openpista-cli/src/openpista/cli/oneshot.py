@@ -77,6 +77,7 @@ class OneShotObserver(TurnObserver):
             from openpista.channels._line_reader import LineReader
 
             self._reader = LineReader(sys.stdin)
+        self._reader.discard_typed_ahead()  # only keys pressed after the question count
         sys.stderr.write(describe_approval_question(request.call) + " ")
         sys.stderr.flush()
         try:
