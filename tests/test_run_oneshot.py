@@ -153,3 +153,15 @@ def test_hitting_max_tool_rounds_exits_1_with_a_clear_message(
     assert "agent.max_tool_rounds" in result.stderr
     assert "continue with -s loop" in result.stderr
     assert len(llm.requests) == 3
+
+
+def test_a_reply_cannot_drive_the_terminal(
+    openpista: Openpista, llm: FakeChatCompletionsServer
+) -> None:
+    llm.queue_text("A\x1b[2J\x1b]0;owned\x07B\nline two\tTabbed")
+    result = openpista.run("run", "-e", "cat the hostile file")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "A\\x1b[2J\\x1b]0;owned\\x07B\nline two\tTabbed\n"
+    llm.queue_text("C\x1b[2JD")
+    chat = openpista.run(input="again\n")
+    assert chat.stdout == "C\\x1b[2JD\n"

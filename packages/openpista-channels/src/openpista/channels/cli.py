@@ -164,11 +164,13 @@ class CliChannel:
             # Errors and "(cancelled)" go to stderr: stdout holds only the agent's answers.
             if self._streamed_this_turn:
                 self._write(self._output, "\n")
-            self._write(self._errors, f"{response.content}\n")
+            self._write(self._errors, f"{printable(response.content, keep_lines=True)}\n")
         elif self._streamed_this_turn:
             self._write(self._output, "\n")
         else:
-            self._write(self._output, f"{response.content}\n")
+            # The model may repeat what a tool read (a hostile file): never let it drive the
+            # terminal.
+            self._write(self._output, f"{printable(response.content, keep_lines=True)}\n")
         self._streamed_this_turn = False
         answers_the_line = (
             response.in_reply_to is not None and response.in_reply_to == self._awaiting_event
@@ -185,7 +187,7 @@ class CliChannel:
             return
         self._clear_prompt()
         self._streamed_this_turn = True
-        self._write(self._output, text)
+        self._write(self._output, printable(text, keep_lines=True))
 
     async def send_tool_activity(
         self, channel_id: str, session_id: str, call: ToolCall, result: ToolResult | None

@@ -106,7 +106,7 @@ def _say(line: str) -> None:
 
 def _report_failure(message: str, as_json: bool) -> None:
     """The message on stderr, and with --json also as {"error": MESSAGE} on stdout."""
-    print_error(message)
+    print_error(printable(message, keep_lines=True))  # it may quote what a server sent
     if as_json:
         sys.stdout.write(json.dumps({"error": message}, ensure_ascii=False) + "\n")
 
@@ -158,7 +158,8 @@ async def run_once(
         }
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(response.content.rstrip("\n") + "\n")
+        # The model may repeat what a tool read (a hostile file): never let it drive the terminal.
+        sys.stdout.write(printable(response.content, keep_lines=True).rstrip("\n") + "\n")
         if sys.stderr.isatty():
             sys.stderr.write(f"(session {session}: continue with -s {session})\n")
     if response.stopped_at_limit:

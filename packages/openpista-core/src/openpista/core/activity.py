@@ -13,11 +13,17 @@ _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def printable(text: str) -> str:
+_UNPRINTABLE_IN_TEXT = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+
+
+def printable(text: str, *, keep_lines: bool = False) -> str:
     """`text` safe to show on a terminal: unprintable characters as backslash escapes
     (`\\x1b`, `\\n`, `\\u202e`). Model output, tool output, session ids and what remote users
-    wrote all pass through this before a person sees them."""
-    return _UNPRINTABLE.sub(_escape, text)
+    wrote all pass through this before a person sees them. `keep_lines` keeps newlines and
+    tabs as they are (a reply's layout)."""
+    return (_UNPRINTABLE_IN_TEXT if keep_lines else _UNPRINTABLE).sub(_escape, text)
 
 
 def _escape(match: re.Match[str]) -> str:
