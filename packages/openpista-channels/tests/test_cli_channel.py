@@ -515,3 +515,18 @@ async def test_a_reader_going_away_ends_the_channel_instead_of_hanging(pipe: Pip
     channel = CliChannel(input_stream=pipe.reader, output_stream=ClosedPipe())
     pipe.send("one\ntwo\n")  # the input goes on; nobody can read the answers any more
     await asyncio.wait_for(channel.run(Answerer(channel)), HANG_GUARD_S)
+
+
+async def test_stopping_while_a_question_waits_denies_it_and_says_why(pipe: Pipe) -> None:
+    out = io.StringIO()
+    channel = CliChannel(input_stream=pipe.reader, output_stream=out)
+    running = asyncio.create_task(_run(channel, Answerer(channel)))
+    await asyncio.sleep(0.05)
+    question = asyncio.create_task(channel.ask_approval(_request("date")))
+    await _eventually(lambda: "Allow system.run" in out.getvalue())
+    await channel.stop()
+    await running
+    answer = await asyncio.wait_for(question, HANG_GUARD_S)
+    assert answer is not None and answer.decision == ApprovalDecision.DENY
+    assert answer.reason is not None and "stopping" in answer.reason
+    assert out.getvalue().endswith("[a]ll \n(openpista is stopping: not run)\n")

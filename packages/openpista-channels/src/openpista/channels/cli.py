@@ -151,7 +151,16 @@ class CliChannel:
                 self._pending_line = None
             for _, question in self._questions:
                 if not question.done():
-                    question.set_result(None)
+                    if self._prompt_on_screen:
+                        self._write(self._output, "\n(openpista is stopping: not run)\n")
+                        self._prompt_on_screen = False
+                    question.set_result(
+                        ApprovalAnswer(
+                            ApprovalDecision.DENY,
+                            f"{self._channel_id} (stopping)",
+                            reason="openpista is stopping, and nobody answered before it did",
+                        )
+                    )
             if self._prompt_on_screen:
                 # Leave the user's shell prompt on a line of its own after Ctrl-D.
                 self._write(self._output, "\n")

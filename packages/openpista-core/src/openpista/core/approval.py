@@ -73,6 +73,9 @@ class ApprovalAnswer:
 
     decision: ApprovalDecision
     decided_by: str
+    reason: str | None = None
+    """Why a call is denied when no person decided (`openpista is stopping`): the LLM is told
+    this instead of "the user denied"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,7 @@ class ApprovalOutcome:
     decision: AuditDecision
     decided_by: str
     """`policy`, `session` (an earlier allow-all), `timeout`, or the channel's user."""
+    reason: str | None = None
 
     @property
     def allowed(self) -> bool:
@@ -103,6 +107,8 @@ def denied_result_text(tool: str, outcome: ApprovalOutcome) -> str:
             f"The user did not answer the request to run {tool} in time, so it was not run. "
             "Do not retry it unless the user asks; say what you wanted to do instead."
         )
+    if outcome.reason:
+        return f"{tool} was not run: {outcome.reason}."
     if outcome.decided_by == "no-approver":
         return (
             f"{tool} was not run: it needs the user's approval, and nobody can be asked here "
@@ -178,7 +184,7 @@ class ApprovalGate:
             return ApprovalOutcome(AuditDecision.ALLOWED_ALL, who)
         if answer.decision == ApprovalDecision.ALLOW:
             return ApprovalOutcome(AuditDecision.ALLOWED, who)
-        return ApprovalOutcome(AuditDecision.DENIED, who)
+        return ApprovalOutcome(AuditDecision.DENIED, who, answer.reason)
 
 
 def parse_decision(text: str) -> ApprovalDecision | None:
