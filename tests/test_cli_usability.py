@@ -158,3 +158,10 @@ def test_run_json_reports_a_stopping_signal_as_an_error_object(
     stdout, _ = process.communicate(timeout=30)
     assert process.returncode == 143
     assert json.loads(stdout) == {"error": "stopped by SIGTERM"}
+
+
+def test_run_json_reports_a_mistyped_option_as_an_error_object(openpista: Openpista) -> None:
+    result = openpista.run("run", "--json", "-e", "hi", "--bogus")
+    assert result.returncode == 2
+    assert json.loads(result.stdout) == {"error": "No such option '--bogus'."}
+    assert "No such option '--bogus'" in result.stderr

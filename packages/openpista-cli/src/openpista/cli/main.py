@@ -17,9 +17,29 @@ def main() -> None:
     if sys.argv[1:] == ["--version"]:
         sys.stdout.write(f"openpista {VERSION}\n")
         return
+    import click
+
     from openpista.cli.commands import cli
 
-    cli(prog_name="openpista")
+    try:
+        result = cli.main(prog_name="openpista", standalone_mode=False)
+    except click.ClickException as exc:
+        if isinstance(exc, click.UsageError) and _is_json_run(sys.argv[1:]):
+            # `run --json` promises {"error": ...} on stdout for every failure, a mistyped
+            # option included.
+            import json
+
+            sys.stdout.write(json.dumps({"error": exc.format_message()}) + "\n")
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        sys.stderr.write("Aborted!\n")
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def _is_json_run(args: list[str]) -> bool:
+    return "run" in args and "--json" in args
 
 
 if __name__ == "__main__":
