@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from openpista.providers.testing import FakeChatCompletionsServer
 
-from .conftest import Openpista
+from .conftest import OPENPISTA, Openpista, wait_for
 
 ASK = '[agent]\napproval = "ask"\n'
 
@@ -165,20 +170,16 @@ def test_audit_lists_every_call_with_its_decision(
     assert len(only) == 2
 
 
-def test_run_e_under_ask_asks_on_the_terminal(
-    openpista: Openpista, llm: FakeChatCompletionsServer, tmp_path: Path
-) -> None:
-    import os
-    import pty
-    import subprocess
-    import time
-
-    from .conftest import OPENPISTA
-
-    target = tmp_path / "asked"
-    openpista.write_config(ASK)
-    llm.queue_tool_calls([("system_run", {"command": f"touch {target}"})])
-    llm.queue_text("Made it.")
+def run_e_on_a_terminal(
+    openpista: Openpista,
+    llm: FakeChatCompletionsServer,
+    *,
+    typed_first: bytes,
+    answer: bytes,
+    before_answer: Callable[[], None] = lambda: None,
+) -> tuple[int, str, str]:
+    """`openpista run -e "touch it"` with a pseudo-terminal as stdin: `typed_first` is typed at
+    once (while it starts), `answer` once the question is up. (status, stdout, stderr)."""
     controller, terminal = pty.openpty()
     try:
         process = subprocess.Popen(
@@ -190,18 +191,35 @@ def test_run_e_under_ask_asks_on_the_terminal(
             text=True,
             cwd=openpista.home,
         )
-        deadline = time.monotonic() + 30
-        while not llm.requests and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # the question is on stderr now, waiting for the terminal
-        assert not target.exists()
-        os.write(controller, b"y\n")
+        if typed_first:
+            os.write(controller, typed_first)
+        assert wait_for(lambda: bool(llm.requests), timeout=30)
+        time.sleep(1.0)  # the question is on stderr now, waiting for the terminal
+        before_answer()
+        os.write(controller, answer)
         stdout, stderr = process.communicate(timeout=30)
     finally:
         os.close(controller)
         os.close(terminal)
+    return process.returncode, stdout, stderr
 
-    assert process.returncode == 0, stderr
+
+def test_run_e_under_ask_asks_on_the_terminal(
+    openpista: Openpista, llm: FakeChatCompletionsServer, tmp_path: Path
+) -> None:
+    target = tmp_path / "asked"
+    openpista.write_config(ASK)
+    llm.queue_tool_calls([("system_run", {"command": f"touch {target}"})])
+    llm.queue_text("Made it.")
+
+    def not_run_yet() -> None:
+        assert not target.exists()
+
+    status, stdout, stderr = run_e_on_a_terminal(
+        openpista, llm, typed_first=b"", answer=b"y\n", before_answer=not_run_yet
+    )
+
+    assert status == 0, stderr
     assert f'Allow system.run {{"command": "touch {target}"}}? [y]es / [n]o / [a]ll' in stderr
     assert target.exists()
     assert stdout == "Made it.\n"
@@ -210,39 +228,14 @@ def test_run_e_under_ask_asks_on_the_terminal(
 def test_a_key_pressed_before_the_question_does_not_answer_it(
     openpista: Openpista, llm: FakeChatCompletionsServer, tmp_path: Path
 ) -> None:
-    import os
-    import pty
-    import subprocess
-    import time
-
-    from .conftest import OPENPISTA
-
     target = tmp_path / "typed-ahead"
     openpista.write_config(ASK)
     llm.queue_tool_calls([("system_run", {"command": f"touch {target}"})])
     llm.queue_text("Left alone.")
-    controller, terminal = pty.openpty()
-    try:
-        process = subprocess.Popen(
-            [OPENPISTA, "run", "-e", "touch it"],
-            env=openpista.env,
-            stdin=terminal,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=openpista.home,
-        )
-        os.write(controller, b"y\n")  # typed while openpista starts, before any question
-        deadline = time.monotonic() + 30
-        while not llm.requests and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.0)  # the question is up now
-        os.write(controller, b"n\n")
-        stdout, stderr = process.communicate(timeout=30)
-    finally:
-        os.close(controller)
-        os.close(terminal)
 
-    assert process.returncode == 0, stderr
+    # "y" typed while openpista starts, before any question; "n" once it is asked.
+    status, stdout, stderr = run_e_on_a_terminal(openpista, llm, typed_first=b"y\n", answer=b"n\n")
+
+    assert status == 0, stderr
     assert not target.exists()
     assert stdout == "Left alone.\n"

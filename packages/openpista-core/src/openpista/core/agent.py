@@ -289,14 +289,16 @@ class Agent:
                 )
             except asyncio.CancelledError:
                 # Stopped while asking: nobody allowed it, and the audit trail says so.
+                # Calls with a result are audited already; the rest never ran: those allowed
+                # keep their decision, this one and later ones were allowed by nobody.
                 stopped = ApprovalOutcome(AuditDecision.DENIED, "cancelled")
-                for earlier, decided in zip(calls, outcomes, strict=False):
-                    if results[calls.index(earlier)] is None:  # allowed, never ran
-                        result = ToolResult(earlier.id, earlier.name, CANCELLED_TOOL_RESULT, True)
-                        await _shielded(self._audit(earlier, context, decided, result, 0.0))
-                for later in calls[position:]:
-                    result = ToolResult(later.id, later.name, CANCELLED_TOOL_RESULT, True)
-                    await _shielded(self._audit(later, context, stopped, result, 0.0))
+                for index, unfinished in enumerate(calls):
+                    if results[index] is None:
+                        decided = outcomes[index] if index < len(outcomes) else stopped
+                        cut = ToolResult(
+                            unfinished.id, unfinished.name, CANCELLED_TOOL_RESULT, True
+                        )
+                        await _shielded(self._audit(unfinished, context, decided, cut, 0.0))
                 raise
             finally:
                 await observer.approval_settled(request)

@@ -153,13 +153,11 @@ class Gateway:
             # The channel's receive loop must survive a memory failure: answer, don't raise.
             logger.exception("could not find the session for a message from %s", event.channel_id)
             await self._deliver(
-                AgentResponse(
-                    event.channel_id,
+                _error_reply(
+                    event,
                     event.session_id or "",
                     f"❌ Could not open the conversation's session: {type(exc).__name__}: {exc}. "
                     "Check the [database] settings and the log.",
-                    is_error=True,
-                    in_reply_to=_reply_id(event),
                 )
             )
             return
@@ -325,21 +323,14 @@ class Gateway:
                     f"(agent.timeout_s = {limit}). Ask for something smaller, or raise "
                     "agent.timeout_s in the configuration."
                 )
-                return AgentResponse(
-                    channel_id, session_id, content, is_error=True, in_reply_to=_reply_id(event)
-                )
+                return _error_reply(event, session_id, content)
             except ProviderError as exc:
                 failure = exc
-                content = f"❌ The LLM provider failed: {exc}"
-                return AgentResponse(
-                    channel_id, session_id, content, is_error=True, in_reply_to=_reply_id(event)
-                )
+                return _error_reply(event, session_id, f"❌ The LLM provider failed: {exc}")
             except OpenpistaError as exc:
                 # Our own errors say what happened and what to do: show them as they are.
                 failure = exc
-                return AgentResponse(
-                    channel_id, session_id, f"❌ {exc}", is_error=True, in_reply_to=_reply_id(event)
-                )
+                return _error_reply(event, session_id, f"❌ {exc}")
             except Exception as exc:
                 failure = exc
                 return self._failure(event, session_id, exc)
@@ -365,9 +356,7 @@ class Gateway:
             f"❌ Something went wrong while answering: {type(exc).__name__}: {exc}. "
             "The log has the details."
         )
-        return AgentResponse(
-            event.channel_id, session_id, content, is_error=True, in_reply_to=_reply_id(event)
-        )
+        return _error_reply(event, session_id, content)
 
     def _observer_for(self, turn: TurnInfo) -> TurnObserver:
         adapter = self._adapter_for(turn.channel_id)
@@ -479,6 +468,12 @@ async def _contained(awaitable: Awaitable[None], what: str) -> None:
 
 def _reply_id(event: ChannelEvent) -> str | None:
     return None if event.unrequested else event.id
+
+
+def _error_reply(event: ChannelEvent, session_id: str, content: str) -> AgentResponse:
+    return AgentResponse(
+        event.channel_id, session_id, content, is_error=True, in_reply_to=_reply_id(event)
+    )
 
 
 def _channel_name(channel_id: str) -> str:
