@@ -45,7 +45,7 @@ import sys
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
-from openpista.channels._line_reader import LineReader
+from openpista.channels.line_reader import LineReader
 from openpista.core.activity import (
     describe_approval_question,
     describe_tool_call,

@@ -29,7 +29,7 @@ from openpista.core.models import ChannelEvent, ToolCall, ToolResult
 from openpista.core.observer import TurnInfo, TurnObserver
 
 if TYPE_CHECKING:
-    from openpista.channels._line_reader import LineReader
+    from openpista.channels.line_reader import LineReader
 
 ONE_SHOT_CHANNEL = "cli:run"
 
@@ -74,7 +74,7 @@ class OneShotObserver(TurnObserver):
             )
             return None
         if self._reader is None:
-            from openpista.channels._line_reader import LineReader
+            from openpista.channels.line_reader import LineReader
 
             self._reader = LineReader(sys.stdin)
         self._reader.discard_typed_ahead()  # only keys pressed after the question count
