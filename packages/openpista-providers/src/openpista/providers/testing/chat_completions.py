@@ -693,7 +693,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.close()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

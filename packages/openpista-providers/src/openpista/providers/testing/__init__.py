@@ -1,0 +1,36 @@
+"""Local fake servers that speak the real wire protocols, for tests (ours and yours).
+
+Each is a real HTTP server on 127.0.0.1 in a background thread, so it serves an `openpista`
+subprocess as readily as an in-process client, and it checks requests the way the real API
+does. One module per protocol:
+
+- `chat_completions`: OpenAI chat completions (`FakeChatCompletionsServer`).
+
+`python -m openpista.providers.testing` serves one from a shell.
+"""
+
+from __future__ import annotations
+
+from openpista.providers.testing.chat_completions import (
+    TOOL_NAME_PATTERN,
+    FakeChatCompletionsServer,
+    FakeReply,
+    RecordedRequest,
+    Responder,
+    ToolCallScript,
+    echo_responder,
+    last_user_text,
+    run_command_responder,
+)
+
+__all__ = [
+    "TOOL_NAME_PATTERN",
+    "FakeChatCompletionsServer",
+    "FakeReply",
+    "RecordedRequest",
+    "Responder",
+    "ToolCallScript",
+    "echo_responder",
+    "last_user_text",
+    "run_command_responder",
+]
