@@ -173,12 +173,15 @@ async def test_tools_and_history_go_out_under_wire_names(
             },
         }
     ]
+    # llama.cpp's server ignores tools unless told to use them.
+    assert sent["tool_choice"] == "auto"
     assert sent["messages"] == [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "list files"},
         {
             "role": "assistant",
-            "content": None,
+            # "" rather than null: llama.cpp's server refuses null with an HTTP 500.
+            "content": "",
             "tool_calls": [
                 {
                     "id": "call_1",
@@ -392,7 +395,7 @@ async def test_a_body_that_is_not_json_is_a_clear_error(
         await make_provider().complete(ask("hi"))
 
     message = str(caught.value)
-    assert "answered with something that is not a chat completion" in message
+    assert "answered with something that is not JSON" in message
     assert "Welcome to nginx" in message
     assert "\n" not in message
     assert not caught.value.retryable
@@ -413,19 +416,19 @@ async def test_a_stream_cut_before_any_text_is_retried(
     assert delays == [0.5]
 
 
-async def test_a_stream_cut_after_text_was_shown_is_not_retried(
+async def test_a_stream_cut_after_text_was_shown_is_kept_as_far_as_it_went(
     server: FakeChatCompletionsServer, make_provider: MakeProvider, delays: list[float]
 ) -> None:
     server.queue(FakeReply(text="one two three four", cut_after_chunks=3))
     server.queue_text("must not be asked for")
     deltas = Deltas()
 
-    with pytest.raises(ProviderError) as caught:
-        await make_provider().complete(ask("hi"), on_delta=deltas)
+    response = await make_provider().complete(ask("hi"), on_delta=deltas)
 
+    # Not retried (the user would read it twice), not lost: returned and marked as cut.
     assert deltas.pieces == ["one ", "two "]
-    assert "broke off after part of it was shown" in str(caught.value)
-    assert caught.value.retryable
+    assert response.message.content == "one two "
+    assert response.finish_reason == "interrupted"
     assert delays == []
     assert server.pending == 1
 

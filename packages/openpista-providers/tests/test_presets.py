@@ -90,7 +90,8 @@ def test_a_missing_key_is_refused_at_creation_naming_both_places(name: str, vari
         create_provider(ProviderSettings(name=name, model="m"))
 
     assert str(caught.value) == (
-        f"no API key for {name}: set {variable} or providers.{name}.api_key in config.toml"
+        f"no API key for {name}: set {variable} or providers.{name}.api_key in config.toml, "
+        f"or sign in with `openpista auth login {name}`"
     )
 
 
@@ -187,18 +188,6 @@ def test_a_name_that_is_no_preset_is_served_like_custom() -> None:
     assert provider.base_url == "http://127.0.0.1:8000/v1"
 
 
-@pytest.mark.parametrize("api", ["responses", "anthropic"])
-def test_protocols_not_spoken_yet_are_refused_clearly(api: str) -> None:
-    settings = ProviderSettings(name="openai", model="m", api_key="k", api=api)
-
-    with pytest.raises(ProviderError) as caught:
-        create_provider(settings)
-
-    message = str(caught.value)
-    assert f'providers.openai.api = "{api}"' in message
-    assert "arrives with the providers issue" in message
-
-
 def test_chat_is_accepted_and_nonsense_is_refused() -> None:
     chat = ProviderSettings(name="openai", model="m", api_key="k", api="chat")
     assert chat_provider(chat).name == "openai"
@@ -216,7 +205,7 @@ def test_settings_timeout_reaches_the_provider(server: FakeChatCompletionsServer
 
 
 def test_the_presets_table_lists_what_model_list_needs() -> None:
-    assert list(PRESETS) == ["openai", "together", "ollama", "openrouter", "custom"]
+    assert list(PRESETS) == ["openai", "anthropic", "together", "ollama", "openrouter", "custom"]
     assert PRESETS["openai"].needs_key and PRESETS["openai"].key_env == "OPENAI_API_KEY"
     assert not PRESETS["ollama"].needs_key and PRESETS["ollama"].base_url_env == "OLLAMA_BASE_URL"
     assert PRESETS["custom"].base_url == ""

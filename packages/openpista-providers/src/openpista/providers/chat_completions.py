@@ -7,51 +7,62 @@ Any OpenAI-compatible server works: OpenAI, Together, Ollama, OpenRouter, vLLM, 
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import logging
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-import httpx
+from typing import Any
 
 from openpista.core.errors import ProviderError
 from openpista.core.models import Message, ToolCall
 from openpista.core.provider import ChatRequest, ChatResponse, DeltaHandler, ToolSpec, Usage
 from openpista.core.tool import wire_name
-from openpista.providers._errors import (
-    api_error_message,
-    connection_failure_reason,
-    one_line,
-    scrub,
+from openpista.providers._http import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    AuthHeaders,
+    HttpApi,
+    TransientFailure,
+    wire_names,
 )
-from openpista.providers._retry import (
-    RETRYABLE_STATUS_CODES,
-    RetryPolicy,
-    Sleep,
-    retry_after_s,
-)
-from openpista.providers._sse import ServerSentEventDecoder
+from openpista.providers._retry import RETRYABLE_STATUS_CODES, Sleep
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONNECT_TIMEOUT_S = 10.0
-"""A server that does not accept a connection in this long is not going to."""
+_FINISH_REASONS = {
+    "stop": "stop",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "length": "length",
+    "content_filter": "content_filter",
+}
 
-_USER_AGENT = "openpista"
+# Small local models sometimes decorate a tool name (`system_run:`, `system_run()`).
+_NAME_JUNK = re.compile(r"[^a-zA-Z0-9_-]+$")
 
 
-def chat_completions_body(request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
-    """The JSON body of a chat-completions request for `request`, tools under their wire names."""
-    wire_names = {spec.name: spec.wire_name for spec in request.tools}
+def chat_completions_body(
+    request: ChatRequest,
+    model: str,
+    *,
+    stream: bool,
+    names: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The JSON body of a chat-completions request for `request`, tools under their wire
+    names (`names`: wire name by internal name; default: each spec's own)."""
+    if names is None:
+        names = {spec.name: spec.wire_name for spec in request.tools}
     body: dict[str, Any] = {
         "model": model,
-        "messages": [_message_to_wire(message, wire_names) for message in request.messages],
+        "messages": [_message_to_wire(message, names) for message in request.messages],
     }
     if request.tools:
         body["tools"] = [_tool_to_wire(spec) for spec in request.tools]
+        # The reference API defaults to "auto" when tools are offered; llama.cpp's server
+        # treats the tools as absent unless told.
+        body["tool_choice"] = "auto"
     if stream:
         body["stream"] = True
         # Without this, streamed replies carry no token counts.
@@ -80,8 +91,9 @@ def _message_to_wire(message: Message, wire_names: Mapping[str, str]) -> dict[st
     if message.role == "assistant" and message.tool_calls:
         return {
             "role": "assistant",
-            # The API wants null, not "", beside tool calls when the model said nothing.
-            "content": message.content or None,
+            # The reference API takes null or ""; llama.cpp's server refuses null (HTTP 500),
+            # so "" it is.
+            "content": message.content,
             "tool_calls": [
                 {
                     "id": call.id,
@@ -129,6 +141,21 @@ def _arguments_text(arguments: Any) -> str:
     return json.dumps(arguments)
 
 
+def _finish_reason(raw: Any) -> str | None:
+    """The API's finish reason in the core's words (see ChatResponse.finish_reason)."""
+    if not isinstance(raw, str):
+        return None
+    return _FINISH_REASONS.get(raw, raw)
+
+
+def _internal_name(wire: str, internal_names: Mapping[str, str]) -> str:
+    """The internal name of a called tool, forgiving junk a small model put after the name."""
+    if wire in internal_names:
+        return internal_names[wire]
+    trimmed = _NAME_JUNK.sub("", wire.strip())
+    return internal_names.get(trimmed, trimmed or wire)
+
+
 def _usage(data: Any) -> Usage | None:
     if not isinstance(data, dict):
         return None
@@ -169,8 +196,9 @@ class _StreamedReply:
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             return ""  # The usage chunk at the end has no choices.
         choice: dict[str, Any] = choices[0]
-        if isinstance(choice.get("finish_reason"), str):
-            self.finish_reason = choice["finish_reason"]
+        finish_reason = _finish_reason(choice.get("finish_reason"))
+        if finish_reason is not None:
+            self.finish_reason = finish_reason
         delta = choice.get("delta")
         if not isinstance(delta, dict):
             return ""
@@ -179,6 +207,10 @@ class _StreamedReply:
             for fragment in tool_calls:
                 if isinstance(fragment, dict):
                     self._add_tool_call_fragment(fragment)
+        legacy = delta.get("function_call")
+        if isinstance(legacy, dict):
+            # The pre-tools spelling: one call, no id, no index.
+            self._add_tool_call_fragment({"index": 0, "function": legacy})
         piece = _text_of(delta.get("content"))
         if piece:
             self._text.append(piece)
@@ -207,62 +239,35 @@ class _StreamedReply:
         elif arguments is not None:
             call.arguments.append(json.dumps(arguments))
 
-    def response(self) -> ChatResponse:
+    def response(self, *, interrupted: bool = False) -> ChatResponse:
+        """The reply so far. `interrupted`: the stream broke off, so half-made tool calls are
+        dropped and the reply is marked as cut."""
         calls = [
             ToolCall(
                 id=call.id or _new_call_id(),
-                name=self._internal_names.get(call.name, call.name),
+                name=_internal_name(call.name, self._internal_names),
                 arguments="".join(call.arguments) or "{}",
             )
             for _, call in sorted(self._calls.items())
         ]
         return ChatResponse(
-            message=Message(role="assistant", content="".join(self._text), tool_calls=calls),
-            finish_reason=self.finish_reason,
+            message=Message(
+                role="assistant",
+                content="".join(self._text),
+                tool_calls=[] if interrupted else calls,
+            ),
+            finish_reason="interrupted" if interrupted else self.finish_reason,
             usage=self.usage,
             model=self.model,
         )
 
 
-FailureKind = Literal["connect", "timeout", "broken", "status"]
-
-
-class _TransientFailure(Exception):
-    """One attempt failed in a way worth retrying; becomes a ProviderError when retries run out."""
-
-    def __init__(
-        self,
-        kind: FailureKind,
-        detail: str,
-        *,
-        status_code: int | None = None,
-        retry_after_s: float | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.kind: FailureKind = kind
-        self.detail = detail
-        self.status_code = status_code
-        self.retry_after_s = retry_after_s
-
-    @property
-    def summary(self) -> str:
-        if self.status_code is not None:
-            return f"HTTP {self.status_code}: {self.detail}"
-        return self.detail
-
-
-@dataclass(slots=True)
-class _StreamProgress:
-    text_shown: bool = False
-    """Once the user has seen text, a retry would show it twice: no more retries."""
-
-
 class ChatCompletionsProvider:
     """An LlmProvider speaking OpenAI chat completions to any compatible server.
 
-    One pooled httpx client per provider, made on the first request; `aclose()` closes it.
-    Retries 429, 5xx and connection failures with exponential backoff (honouring
-    Retry-After); every failure reaches the caller as a one-line ProviderError.
+    The HTTP side (pooled client, retries, errors, SSE) is `HttpApi`'s; this class translates.
+    A streamed reply that breaks off after text was shown is returned as far as it went with
+    finish_reason "interrupted", not retried (the user would see it twice) and not lost.
     """
 
     def __init__(
@@ -272,6 +277,7 @@ class ChatCompletionsProvider:
         model: str,
         base_url: str,
         api_key: str = "",
+        auth: AuthHeaders | None = None,
         timeout_s: float = 120.0,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         key_setting: str = "",
@@ -282,45 +288,29 @@ class ChatCompletionsProvider:
         sleep: Sleep | None = None,
     ) -> None:
         """`key_setting` names where the key is configured, for error messages
-        (`OPENAI_API_KEY or providers.openai.api_key in config.toml`); `sleep` lets tests
-        observe backoff without waiting for it."""
-        self._name = name
+        (`OPENAI_API_KEY or providers.openai.api_key in config.toml`); `auth` supplies
+        per-request headers for a signed-in provider; `sleep` lets tests observe backoff
+        without waiting for it."""
         self._model = model
-        self._base_url = base_url.strip().rstrip("/")
-        self._api_key = api_key.strip()
-        self._timeout_s = timeout_s
-        self._connect_timeout_s = min(connect_timeout_s, timeout_s)
-        self._key_setting = key_setting or f"providers.{name}.api_key in config.toml"
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        self._retry = RetryPolicy(
+        self._api = HttpApi(
+            name=name,
+            base_url=base_url,
+            api_key=api_key,
+            auth=auth,
+            headers=headers,
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            key_setting=key_setting,
             max_attempts=max_attempts,
-            base_s=backoff_base_s,
-            cap_s=backoff_cap_s,
-            sleep=sleep or asyncio.sleep,
+            backoff_base_s=backoff_base_s,
+            backoff_cap_s=backoff_cap_s,
+            sleep=sleep,
         )
-        if not self._base_url.startswith(("http://", "https://")):
-            raise ProviderError(
-                f"{name}: base_url {self._base_url!r} is not an http(s) URL; set "
-                f"providers.{name}.base_url to something like http://127.0.0.1:8000/v1",
-                provider=name,
-            )
-        if self._api_key and not (self._api_key.isascii() and self._api_key.isprintable()):
-            # httpx would refuse the header with an error quoting it: refuse first, key unsaid.
-            raise ProviderError(
-                f"{name}: the API key holds characters an HTTP header cannot carry "
-                f"(a stray newline?); check {self._key_setting}",
-                provider=name,
-            )
-        self._headers = {"User-Agent": _USER_AGENT, **(headers or {})}
-        if self._api_key:
-            self._headers["Authorization"] = f"Bearer {self._api_key}"
-        self._url = f"{self._base_url}/chat/completions"
-        self._client: httpx.AsyncClient | None = None
+        self._url = self._api.url("chat/completions")
 
     @property
     def name(self) -> str:
-        return self._name
+        return self._api.name
 
     @property
     def model(self) -> str:
@@ -328,11 +318,11 @@ class ChatCompletionsProvider:
 
     @property
     def base_url(self) -> str:
-        return self._base_url
+        return self._api.base_url
 
     @property
     def timeout_s(self) -> float:
-        return self._timeout_s
+        return self._api.timeout_s
 
     async def __aenter__(self) -> ChatCompletionsProvider:
         return self
@@ -342,9 +332,7 @@ class ChatCompletionsProvider:
 
     async def aclose(self) -> None:
         """Close the pooled connections. A later request opens a fresh pool."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        await self._api.aclose()
 
     async def complete(
         self, request: ChatRequest, on_delta: DeltaHandler | None = None
@@ -353,53 +341,25 @@ class ChatCompletionsProvider:
         model = request.model or self._model
         if not model:
             raise ProviderError(
-                f"{self._name}: no model chosen; set [agent] model in config.toml or pass --model",
-                provider=self._name,
+                f"{self.name}: no model chosen; set [agent] model in config.toml or pass --model",
+                provider=self.name,
             )
-        body = chat_completions_body(request, model, stream=on_delta is not None)
-        internal_names = {spec.wire_name: spec.name for spec in request.tools}
-        attempt = 1
-        while True:
-            progress = _StreamProgress()
-            try:
-                if on_delta is None:
-                    return await self._complete_once(body, model, internal_names)
-                return await self._stream_once(body, model, internal_names, on_delta, progress)
-            except _TransientFailure as failure:
-                if progress.text_shown:
-                    raise self._broken_stream_error(failure) from failure
-                if attempt >= self._retry.max_attempts:
-                    raise self._gave_up_error(failure, attempt) from failure
-                delay = self._retry.delay_s(attempt, failure.retry_after_s)
-                log.info(
-                    "%s: %s; retrying in %.1f s (attempt %d of %d)",
-                    self._name,
-                    failure.summary,
-                    delay,
-                    attempt + 1,
-                    self._retry.max_attempts,
-                )
-                await self._retry.sleep(delay)
-                attempt += 1
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                headers=self._headers,
-                timeout=httpx.Timeout(self._timeout_s, connect=self._connect_timeout_s),
+        names = wire_names(request.tools, self.name)
+        body = chat_completions_body(request, model, stream=on_delta is not None, names=names)
+        internal_names = {wire: internal for internal, wire in names.items()}
+        if on_delta is None:
+            return await self._api.retrying(
+                lambda: self._complete_once(body, model, internal_names)
             )
-        return self._client
+        handler = on_delta
+        return await self._api.retrying(
+            lambda: self._stream_once(body, model, internal_names, handler)
+        )
 
     async def _complete_once(
         self, body: dict[str, Any], model: str, internal_names: Mapping[str, str]
     ) -> ChatResponse:
-        try:
-            response = await self._http().post(self._url, json=body)
-        except httpx.TransportError as exc:
-            raise self._transport_failure(exc) from exc
-        if not response.is_success:
-            self._raise_for_status(response, model)
-        data = self._json_object(response.content)
+        data = await self._api.post_json(self._url, body, model)
         self._raise_for_error_object(data)
         return self._parse_completion(data, internal_names)
 
@@ -409,129 +369,48 @@ class ChatCompletionsProvider:
         model: str,
         internal_names: Mapping[str, str],
         on_delta: DeltaHandler,
-        progress: _StreamProgress,
     ) -> ChatResponse:
         reply = _StreamedReply(internal_names)
-        decoder = ServerSentEventDecoder()
-        done = False
         saw_chunk = False
+        text_shown = False
         try:
-            async with self._http().stream("POST", self._url, json=body) as response:
-                if not response.is_success:
-                    await response.aread()
-                    self._raise_for_status(response, model)
-                async for line in response.aiter_lines():
-                    data = decoder.feed(line)
-                    # Keep reading after [DONE] so the connection goes back to the pool clean.
-                    if data is None or done:
-                        continue
-                    if data.strip() == "[DONE]":
-                        done = True
-                        continue
-                    chunk = self._json_object(data.encode())
+            async with contextlib.aclosing(
+                self._api.stream_events(self._url, body, model)
+            ) as events:
+                async for event in events:
+                    chunk = self._api.json_object(event.data, self._url)
                     self._raise_for_error_object(chunk, streaming=True)
                     saw_chunk = True
                     piece = reply.add(chunk)
                     if piece:
-                        progress.text_shown = True
+                        text_shown = True
                         await on_delta(piece)
-                tail = decoder.flush()
-                if tail is not None and tail.strip() != "[DONE]" and not done:
-                    chunk = self._json_object(tail.encode())
-                    self._raise_for_error_object(chunk, streaming=True)
-                    saw_chunk = True
-                    piece = reply.add(chunk)
-                    if piece:
-                        progress.text_shown = True
-                        await on_delta(piece)
-        except httpx.TransportError as exc:
-            raise self._transport_failure(exc) from exc
+        except TransientFailure as failure:
+            if not text_shown:
+                raise
+            # The user saw part of the reply: keep it (marked as cut) rather than lose it or
+            # say it twice by retrying.
+            log.warning("%s: the reply broke off after text was shown: %s", self.name, failure)
+            await self._api.discard_connections()
+            return reply.response(interrupted=True)
         if not saw_chunk:
-            raise ProviderError(
-                f"{self._name}: {self._url} answered the streaming request with no "
-                f"chat-completion chunks; check that providers.{self._name}.base_url points at "
-                "an OpenAI-compatible API",
-                provider=self._name,
+            await self._api.discard_connections()
+            raise self._api.wrong_api_error(
+                self._url, "no chat-completion chunks to the streaming request"
             )
         return reply.response()
-
-    def _transport_failure(self, exc: httpx.TransportError) -> _TransientFailure | ProviderError:
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-            return _TransientFailure(
-                "connect", connection_failure_reason(exc, self._connect_timeout_s)
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            return _TransientFailure("timeout", f"no data within {self._timeout_s:g} s")
-        if isinstance(exc, httpx.UnsupportedProtocol):
-            return ProviderError(
-                f"{self._name}: cannot use {self._base_url} ({one_line(str(exc), 120)}); set "
-                f"providers.{self._name}.base_url to an http(s) URL",
-                provider=self._name,
-            )
-        detail = scrub(one_line(str(exc), 160), self._api_key) or type(exc).__name__
-        return _TransientFailure("broken", f"connection broke off: {detail}")
-
-    def _raise_for_status(self, response: httpx.Response, model: str) -> None:
-        status = response.status_code
-        message = scrub(api_error_message(response.content), self._api_key)
-        name = self._name
-        if status in RETRYABLE_STATUS_CODES:
-            raise _TransientFailure(
-                "status",
-                message,
-                status_code=status,
-                retry_after_s=retry_after_s(response.headers),
-            )
-        if status in (401, 403):
-            what = (
-                f"the API key was refused: set a valid one in {self._key_setting}"
-                if self._api_key
-                else f"no API key was sent: set {self._key_setting}"
-            )
-            text = f"{name}: authentication failed (HTTP {status}: {message}); {what}"
-        elif status == 404:
-            hint = "" if self._base_url.endswith("/v1") else " (it usually ends in /v1)"
-            text = (
-                f"{name}: model '{model}' or URL {self._url} not found (HTTP 404: {message}); "
-                f"check the model name and providers.{name}.base_url{hint}"
-            )
-        elif 400 <= status < 500:
-            text = f"{name}: the API rejected the request (HTTP {status}): {message}"
-        else:
-            location = response.headers.get("location")
-            moved = f" (redirect to {location})" if location else ""
-            text = (
-                f"{name}: unexpected HTTP {status} from {self._url}{moved}; check "
-                f"providers.{name}.base_url"
-            )
-        raise ProviderError(text, provider=name, status_code=status)
-
-    def _json_object(self, raw: bytes) -> dict[str, Any]:
-        try:
-            data: Any = json.loads(raw)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            sample = scrub(one_line(raw.decode("utf-8", errors="replace"), 80), self._api_key)
-            raise ProviderError(
-                f"{self._name}: {self._url} answered with something that is not a chat "
-                f"completion ({sample!r}); check that providers.{self._name}.base_url points at "
-                "an OpenAI-compatible API",
-                provider=self._name,
-            )
-        return data
 
     def _raise_for_error_object(self, data: dict[str, Any], *, streaming: bool = False) -> None:
         """Some servers (and OpenAI mid-stream) report errors inside a 200 answer."""
         if "error" not in data or data["error"] in (None, {}, ""):
             return
-        message = scrub(api_error_message(json.dumps(data).encode()), self._api_key)
+        message = self._api.api_reported_error(data)
         error = data["error"]
         code = error.get("code") if isinstance(error, dict) else None
         if streaming or (isinstance(code, int) and code in RETRYABLE_STATUS_CODES):
-            raise _TransientFailure("broken", f"the API reported an error: {message}")
+            raise TransientFailure("broken", f"the API reported an error: {message}")
         raise ProviderError(
-            f"{self._name}: the API reported an error: {message}", provider=self._name
+            f"{self.name}: the API reported an error: {message}", provider=self.name
         )
 
     def _parse_completion(
@@ -539,11 +418,7 @@ class ChatCompletionsProvider:
     ) -> ChatResponse:
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise ProviderError(
-                f"{self._name}: {self._url} answered JSON without any choices; check that "
-                f"providers.{self._name}.base_url points at an OpenAI-compatible API",
-                provider=self._name,
-            )
+            raise self._api.wrong_api_error(self._url, "JSON without any choices")
         choice: dict[str, Any] = choices[0]
         wire_message: Any = choice.get("message")
         if not isinstance(wire_message, dict):
@@ -556,16 +431,23 @@ class ChatCompletionsProvider:
             function: Any = raw.get("function")
             if not isinstance(function, dict):
                 function = {}
-            name = str(function.get("name") or "")
             call_id: Any = raw.get("id")
             calls.append(
                 ToolCall(
                     id=call_id if isinstance(call_id, str) and call_id else _new_call_id(),
-                    name=internal_names.get(name, name),
+                    name=_internal_name(str(function.get("name") or ""), internal_names),
                     arguments=_arguments_text(function.get("arguments")),
                 )
             )
-        finish_reason = choice.get("finish_reason")
+        legacy: Any = wire_message.get("function_call")
+        if not calls and isinstance(legacy, dict):
+            calls.append(
+                ToolCall(
+                    id=_new_call_id(),
+                    name=_internal_name(str(legacy.get("name") or ""), internal_names),
+                    arguments=_arguments_text(legacy.get("arguments")),
+                )
+            )
         model = data.get("model")
         return ChatResponse(
             message=Message(
@@ -573,43 +455,7 @@ class ChatCompletionsProvider:
                 content=_text_of(wire_message.get("content")),
                 tool_calls=calls,
             ),
-            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+            finish_reason=_finish_reason(choice.get("finish_reason")),
             usage=_usage(data.get("usage")),
             model=model if isinstance(model, str) else None,
-        )
-
-    def _gave_up_error(self, failure: _TransientFailure, attempts: int) -> ProviderError:
-        name = self._name
-        tries = f"gave up after {attempts} attempt{'s' if attempts != 1 else ''}"
-        if failure.kind == "connect":
-            text = (
-                f"{name}: cannot reach {self._base_url} ({failure.detail}); check "
-                f"providers.{name}.base_url or your network"
-            )
-        elif failure.kind == "timeout":
-            text = (
-                f"{name}: {self._base_url} sent no answer within {self._timeout_s:g} s "
-                f"({tries}); try again later or raise [agent] timeout_s"
-            )
-        elif failure.status_code == 429:
-            text = (
-                f"{name}: rate limited (HTTP 429: {failure.detail}), {tries}; wait a minute "
-                "and try again, or check your plan's rate limits"
-            )
-        elif failure.status_code is not None:
-            text = (
-                f"{name}: server error (HTTP {failure.status_code}: {failure.detail}), "
-                f"{tries}; try again later"
-            )
-        else:
-            text = f"{name}: {self._base_url}: {failure.detail} ({tries}); try again later"
-        return ProviderError(text, provider=name, status_code=failure.status_code, retryable=True)
-
-    def _broken_stream_error(self, failure: _TransientFailure) -> ProviderError:
-        return ProviderError(
-            f"{self._name}: the reply from {self._base_url} broke off after part of it was "
-            f"shown ({failure.summary}); not retried so nothing is said twice: try again",
-            provider=self._name,
-            status_code=failure.status_code,
-            retryable=True,
         )

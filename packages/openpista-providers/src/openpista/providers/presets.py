@@ -1,4 +1,5 @@
-"""The provider presets (openai, together, ollama, openrouter, custom) and their entry point.
+"""The provider presets (openai, anthropic, together, ollama, openrouter, custom) and their
+entry point, which picks the wire protocol a provider speaks.
 
 Loading this module is cheap on purpose: the cli loads every `openpista.providers` entry
 point object at start-up, and httpx is imported only when a provider is actually created.
@@ -17,7 +18,7 @@ from openpista.core.provider import LlmProvider, ProviderSettings
 from openpista.core.secrets import register_secret_variables
 
 if TYPE_CHECKING:
-    from openpista.providers.chat_completions import ChatCompletionsProvider
+    from openpista.providers._http import AuthHeaders
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +37,18 @@ class Preset:
     api_path: str = ""
     """Added to a base URL that lacks it: Ollama's tools name the host root
     (http://gpu-box:11434), its OpenAI-compatible API lives under /v1."""
+    protocol: str = "chat"
+    """The wire protocol spoken when `[providers.NAME] api` is empty."""
+    display_name: str = ""
 
     def normalise_base_url(self, url: str) -> str:
         """`url` as the API root this preset's service answers on."""
         url = url.strip().rstrip("/")
         if url and self.api_path and not url.endswith(self.api_path):
             return url + self.api_path
+        if url and self.protocol == "anthropic" and url.endswith("/v1"):
+            # The Anthropic SDKs take the host root; /v1/messages is added per request.
+            return url.removesuffix("/v1")
         return url
 
 
@@ -53,6 +60,14 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             key_env="OPENAI_API_KEY",
             needs_key=True,
             example_models=("gpt-4.1-mini", "gpt-4.1", "gpt-4o-mini", "o4-mini"),
+        ),
+        "anthropic": Preset(
+            name="anthropic",
+            base_url="https://api.anthropic.com",
+            key_env="ANTHROPIC_API_KEY",
+            needs_key=True,
+            example_models=("claude-sonnet-4-5", "claude-opus-4-1", "claude-haiku-4-5"),
+            protocol="anthropic",
         ),
         "together": Preset(
             name="together",
@@ -94,11 +109,21 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
 # complete as presets are added).
 register_secret_variables(preset.key_env for preset in PRESETS.values())
 
-# Protocols named in `[providers.NAME] api` that this module does not speak yet.
-_LATER_PROTOCOLS = {
-    "responses": "the OpenAI Responses API",
-    "anthropic": "the Anthropic Messages API",
-}
+# Each wire protocol's provider class, imported only when a provider speaks it. Every class
+# takes the same keyword arguments (name, model, base_url, api_key, auth, timeout_s,
+# key_setting, headers).
+PROTOCOLS: Mapping[str, tuple[str, str, str]] = MappingProxyType(
+    {
+        "chat": (
+            "openpista.providers.chat_completions",
+            "ChatCompletionsProvider",
+            "OpenAI chat completions",
+        ),
+        "responses": ("openpista.providers.responses", "ResponsesProvider", "the Responses API"),
+        "anthropic": ("openpista.providers.anthropic", "AnthropicProvider", "Anthropic Messages"),
+    }
+)
+"""Protocol name (`[providers.NAME] api`) -> (module, class, what to call it)."""
 
 # OpenRouter ranks apps by these; harmless anywhere else, so only sent there.
 _OPENROUTER_HEADERS = {
@@ -148,54 +173,73 @@ def resolve_base_url(
 
 
 def create_provider(settings: ProviderSettings) -> LlmProvider:
-    """The entry point of every preset: a chat-completions provider for `settings`.
+    """The entry point of every preset: a provider for `settings`, speaking the protocol
+    `settings.api` names (empty: the preset's own).
 
     `settings.base_url` and `settings.api_key` win over the preset's defaults and environment
     variables. A name that is no preset is served like `custom`. Raises ProviderError when
-    the settings cannot work (no key where one is needed, no base URL for custom, a protocol
-    not spoken here).
+    the settings cannot work (no key where one is needed, no base URL for custom, an unknown
+    protocol).
     """
-    return _create_chat_completions_provider(settings, os.environ)
+    return _create(settings, os.environ)
 
 
-def _create_chat_completions_provider(
-    settings: ProviderSettings, env: Mapping[str, str]
-) -> ChatCompletionsProvider:
+def protocol_for(settings: ProviderSettings) -> str:
+    """The wire protocol a provider speaks: `api` when set, else its preset's."""
     name = settings.name
     api = settings.api.strip().lower()
-    if api in _LATER_PROTOCOLS:
-        raise ProviderError(
-            f'{name}: providers.{name}.api = "{api}" ({_LATER_PROTOCOLS[api]}) is not supported '
-            'yet; it arrives with the providers issue. Set api = "chat" or leave it empty',
-            provider=name,
-        )
-    if api not in ("", "chat"):
+    if api and api not in PROTOCOLS:
         raise ProviderError(
             f'{name}: providers.{name}.api = "{settings.api}" is not a known protocol; '
-            'expected "chat", "responses" or "anthropic" (or leave it empty)',
+            f"expected one of {', '.join(repr(p) for p in PROTOCOLS)} (or leave it empty)",
             provider=name,
         )
+    if api:
+        return api
+    preset = PRESETS.get(name)
+    return preset.protocol if preset else "chat"
+
+
+def _create(settings: ProviderSettings, env: Mapping[str, str]) -> LlmProvider:
+    name = settings.name
+    protocol = protocol_for(settings)
     preset = PRESETS.get(name)
     base_url = resolve_base_url(name, settings.base_url, env)
     if not base_url:
+        example = "http://127.0.0.1:8080" if protocol == "anthropic" else "http://127.0.0.1:8000/v1"
         raise ProviderError(
             f"no base_url for {name}: set providers.{name}.base_url in config.toml "
-            "(an OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1)",
+            f"(the API root, e.g. {example})",
             provider=name,
         )
     api_key = resolve_api_key(name, settings.api_key, env)
-    if preset is not None and preset.needs_key and not api_key:
-        raise ProviderError(f"no API key for {name}: set {key_setting(name)}", provider=name)
-
+    auth: AuthHeaders | None = None
+    if not api_key:
+        auth = stored_auth_headers(name)
+    if preset is not None and preset.needs_key and not api_key and auth is None:
+        raise ProviderError(
+            f"no API key for {name}: set {key_setting(name)}, or sign in with "
+            f"`openpista auth login {name}`",
+            provider=name,
+        )
+    module_name, class_name, _ = PROTOCOLS[protocol]
     # Imported here so that loading the entry point object never pulls in httpx.
-    from openpista.providers.chat_completions import ChatCompletionsProvider
+    import importlib
 
-    return ChatCompletionsProvider(
+    provider_class = getattr(importlib.import_module(module_name), class_name)
+    provider: LlmProvider = provider_class(
         name=name,
         model=settings.model,
         base_url=base_url,
         api_key=api_key,
+        auth=auth,
         timeout_s=settings.timeout_s,
         key_setting=key_setting(name),
         headers=_OPENROUTER_HEADERS if name == "openrouter" else None,
     )
+    return provider
+
+
+def stored_auth_headers(name: str) -> AuthHeaders | None:
+    """Per-request headers from a stored sign-in for provider `name`, or None."""
+    return None
