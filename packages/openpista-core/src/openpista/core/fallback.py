@@ -107,7 +107,8 @@ class FallbackProvider:
             built = entry.build()
         except OpenpistaError as exc:
             built = str(exc)
-            logger.warning("fallback model %s cannot be used: %s", entry.label, built)
+            # Told in the switch notice or the final error; logged for --log-level info.
+            logger.info("fallback model %s cannot be used: %s", entry.label, built)
         self._built[position] = built
         return built
 
@@ -155,9 +156,11 @@ class _FallbackTurn:
             if switching_from is not None:
                 self._position = position
                 notice = "; ".join([switching_from, *skipped, f"switched to {label}"])
-                logger.info("%s", notice)
                 if request.notify is not None:
+                    logger.info("%s", notice)
                     await request.notify(notice)
+                else:
+                    logger.warning("%s", notice)
                 switching_from = None
                 skipped = []
             streamed = False
