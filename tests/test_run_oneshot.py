@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from openpista.providers.testing import FakeChatCompletionsServer
+from openpista.providers.testing import FakeChatCompletionsServer, FakeReply
 
 from .conftest import Openpista
 
@@ -165,3 +165,69 @@ def test_a_reply_cannot_drive_the_terminal(
     llm.queue_text("C\x1b[2JD")
     chat = openpista.run(input="again\n")
     assert chat.stdout == "C\\x1b[2JD\n"
+
+
+def test_session_show_gives_each_replys_tokens_and_the_total(
+    openpista: Openpista, llm: FakeChatCompletionsServer
+) -> None:
+    llm.queue_tool_calls([("system_run", {"command": "echo counted"})])
+    llm.queue_text("Counted it all.")
+    assert openpista.run("run", "-s", "s-usage", "-e", "count tokens").returncode == 0
+
+    stored = json.loads(openpista.run("session", "show", "s-usage", "--json").stdout)["messages"]
+    replies = [m for m in stored if m["role"] == "assistant"]
+    assert all(m["input_tokens"] and m["output_tokens"] for m in replies)
+    shown = openpista.run("session", "show", "s-usage")
+
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    call_line, answer_line = (line for line in lines if "[tokens:" in line)
+    first, second = replies
+    assert call_line.startswith("[assistant → system.run ")
+    assert f"[tokens: {first['input_tokens']:,} in / {first['output_tokens']:,} out]" in call_line
+    assert answer_line == (
+        f"[assistant] [tokens: {second['input_tokens']:,} in / {second['output_tokens']:,} out]"
+    )
+    total_in = first["input_tokens"] + second["input_tokens"]
+    total_out = first["output_tokens"] + second["output_tokens"]
+    assert lines[-1] == f"[total tokens: {total_in:,} in / {total_out:,} out, 2 model replies]"
+
+
+def _stream_cut_at_the_output_limit(text_pieces: list[str]) -> str:
+    """An SSE reply whose last chunk says finish_reason "length" (the fake has no such mode)."""
+
+    def event(delta: dict, finish_reason: str | None = None) -> str:
+        chunk = {
+            "id": "chatcmpl-cut",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "fake-model",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        }
+        return f"data: {json.dumps(chunk)}\n\n"
+
+    events = [event({"role": "assistant", "content": ""})]
+    events += [event({"content": piece}) for piece in text_pieces]
+    events += [event({}, "length"), "data: [DONE]\n\n"]
+    return "".join(events)
+
+
+def test_a_reply_cut_at_the_output_limit_says_so(
+    openpista: Openpista, llm: FakeChatCompletionsServer
+) -> None:
+    cut = _stream_cut_at_the_output_limit(["The essay ", "begins"])
+    llm.queue(FakeReply(raw_body=cut))
+    llm.queue(FakeReply(raw_body=cut))
+    note = "[cut off: the model reached its output limit]"
+
+    shown = openpista.run("run", "-s", "s-cut", "-e", "write an essay")
+    as_json = openpista.run("run", "--json", "-e", "write an essay")
+
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == f"The essay begins\n\n{note}\n"
+    assert as_json.returncode == 0, as_json.stderr
+    payload = json.loads(as_json.stdout)
+    assert payload["reply"] == f"The essay begins\n\n{note}"
+    assert payload["cut_off"] == "length"
+    stored = json.loads(openpista.run("session", "show", "s-cut", "--json").stdout)["messages"]
+    assert stored[-1]["content"] == f"The essay begins\n\n{note}"

@@ -530,3 +530,33 @@ async def test_stopping_while_a_question_waits_denies_it_and_says_why(pipe: Pipe
     assert answer is not None and answer.decision == ApprovalDecision.DENY
     assert answer.reason is not None and "stopping" in answer.reason
     assert out.getvalue().endswith("[a]ll \n(openpista is stopping: not run)\n")
+
+
+async def test_a_switch_to_a_fallback_model_is_shown_on_the_error_stream(pipe: Pipe) -> None:
+    # The real gateway and agent, a primary that is down and a fallback that answers.
+    from openpista.core.agent import Agent
+    from openpista.core.errors import ProviderError
+    from openpista.core.fallback import FallbackModel, FallbackProvider
+    from openpista.core.gateway import Gateway
+    from openpista.core.registry import ToolRegistry
+    from openpista.core.testing import InMemoryStore, ScriptedProvider
+
+    down = ProviderError("openai: server error (HTTP 503: overloaded)", retryable=True)
+    primary = ScriptedProvider([down], name="openai", model="gpt-4.1-mini")
+    fallback = ScriptedProvider(["Hi from the fallback."], name="ollama", model="llama3.2")
+    chain = FallbackProvider(primary, [FallbackModel("ollama/llama3.2", lambda: fallback)])
+    memory = InMemoryStore()
+    out, err = io.StringIO(), io.StringIO()
+    channel = CliChannel(input_stream=pipe.reader, output_stream=out, error_stream=err)
+    gateway = Gateway(Agent(chain, ToolRegistry(), memory), memory, {"cli": channel})
+    pipe.send("hi\n")
+    pipe.writer.close()
+
+    await asyncio.wait_for(channel.run(gateway.dispatch), HANG_GUARD_S)
+    await gateway.shutdown()
+
+    assert out.getvalue() == "Hi from the fallback.\n"
+    assert err.getvalue() == (
+        "openpista: openai/gpt-4.1-mini failed (openai: server error (HTTP 503: overloaded)); "
+        "switched to ollama/llama3.2\n"
+    )

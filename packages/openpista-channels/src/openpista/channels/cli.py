@@ -19,6 +19,8 @@ when a whole script of messages is piped in:
 - Streamed replies appear as they are generated; the line is finished when the reply is.
 - Error replies (the provider failed, the agent gave up) go to stderr, so `2>/dev/null`
   hides them and scripts can tell them apart from answers.
+- Notices go to stderr: when the primary model fails and a fallback answers,
+  `openpista: openai/gpt-4.1-mini failed (...); switched to anthropic/claude-sonnet-4-5`.
 - Tool activity goes to stderr as it happens (`⚙ system.run {"command": "ls"}`, then
   `  ✓ system.run: exit code: 0`), so the transcript on stdout holds only the replies.
 - Approval: under `approval = "ask"` the channel asks on its output,
@@ -209,6 +211,14 @@ class CliChannel:
             self._streamed_this_turn = False
         line = describe_tool_call(call) if result is None else describe_tool_result(call, result)
         self._write(self._errors, line + "\n")
+
+    async def send_notice(self, channel_id: str, session_id: str, text: str) -> None:
+        """Show a notice about the turn (a switch to a fallback model) on stderr."""
+        self._clear_prompt()
+        if self._streamed_this_turn:
+            self._write(self._output, "\n")
+            self._streamed_this_turn = False
+        self._write(self._errors, f"openpista: {printable(text)}\n")
 
     async def ask_approval(self, request: ApprovalRequest) -> ApprovalAnswer | None:
         """Ask on the output; the answer is the next input line (read while the turn waits).

@@ -186,6 +186,34 @@ def tui(session_id: str | None) -> None:
     sys.exit(run_interactive(_globals().config_path, session_id or _globals().session_id))
 
 
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def model(ctx: click.Context) -> None:
+    """The model catalog, and a test prompt to a model (no subcommand: list)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(model_list)
+
+
+@model.command("list")
+@_guarded
+def model_list() -> None:
+    """List the known models by provider: authenticated providers and the active model marked."""
+    from openpista.cli.models import list_models
+
+    list_models(_globals().config_path)
+
+
+@model.command("test")
+@click.argument("model_name", metavar="[MODEL]", required=False, callback=_text_param)
+@_guarded
+def model_test(model_name: str | None) -> None:
+    """Send one short prompt to MODEL ("provider/model", or a model of the active provider;
+    default: the active model) and show the reply, latency and tokens."""
+    from openpista.cli.models import test_model
+
+    sys.exit(test_model(_globals().config_path, model_name))
+
+
 @cli.group()
 def session() -> None:
     """List, show and delete stored conversations."""

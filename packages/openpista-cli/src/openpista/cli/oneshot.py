@@ -1,4 +1,10 @@
-"""`openpista run -e`: one task, the final reply on stdout, tool activity on stderr."""
+"""`openpista run -e`: one task, the final reply on stdout, tool activity on stderr.
+
+Notices go to stderr too: a switch to a fallback model names the model that answers. A reply
+cut short (the output limit, a stream that broke off) ends with a line saying so, and with
+--json carries `"cut_off": "length" | "interrupted"`; the exit status is still 0, since what
+came is the model's answer.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import json
 import sys
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from openpista.cli.errors import print_error
 from openpista.cli.progress import WaitingIndicator
@@ -52,6 +58,13 @@ class OneShotObserver(TurnObserver):
         session = printable(turn.session_id)
         _say(f"openpista: session {session} is busy with another turn; waiting for it")
         self._indicator.resume()
+
+    async def notice(self, text: str) -> None:
+        # A switch to a fallback model: the reply on stdout stays the model's alone.
+        await self._indicator.pause()
+        _say(f"openpista: {printable(text)}")
+        if self._running == 0:
+            self._indicator.resume()
 
     async def tool_started(self, call: ToolCall) -> None:
         await self._indicator.pause()
@@ -149,13 +162,16 @@ async def run_once(
         )
         return 1
     if as_json:
-        payload = {
+        payload: dict[str, Any] = {
             "session_id": response.session_id,
             "reply": response.content,
             "tool_calls": [
                 {"name": c.name, "arguments": c.arguments, "ok": c.ok} for c in response.tool_calls
             ],
         }
+        if response.cut_off is not None:
+            # The reply ends with a line saying so; scripts get the reason as a key too.
+            payload["cut_off"] = response.cut_off
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
     else:
         # The model may repeat what a tool read (a hostile file): never let it drive the terminal.

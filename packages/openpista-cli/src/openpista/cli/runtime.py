@@ -8,6 +8,7 @@ declares `openpista.providers`, `openpista.tools`, `openpista.channels` or
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from openpista.core.config import (
 )
 from openpista.core.context import ContextBudget, resolve_budget
 from openpista.core.errors import OpenpistaError
+from openpista.core.fallback import FallbackModel, FallbackProvider
 from openpista.core.gateway import Gateway
 from openpista.core.media import MediaStore
 from openpista.core.memory import MemoryStore
@@ -42,17 +44,40 @@ def _config_file(config: Config) -> str:
 
 
 def create_provider(config: Config, provider: str | None, model: str | None) -> LlmProvider:
+    """The provider for a turn: the chosen one (`--provider`/`--model` over the config),
+    wrapped with `[agent] fallback_models` when there are any (each built only when needed)."""
+    source, key = ("command line", "--provider") if provider else (_config_file(config), "")
+    primary = build_provider(config, provider, model, source=source, key=key or "agent.provider")
+    if not config.agent.fallback_models:
+        return primary
+    fallbacks: list[FallbackModel] = []
+    for entry in config.agent.fallback_models:
+        name, _, entry_model = entry.partition("/")
+        build = functools.partial(
+            build_provider,
+            config,
+            name,
+            entry_model,
+            source=_config_file(config),
+            key="agent.fallback_models",
+        )
+        fallbacks.append(FallbackModel(entry, build))
+    return FallbackProvider(primary, fallbacks)
+
+
+def build_provider(
+    config: Config,
+    provider: str | None,
+    model: str | None,
+    *,
+    source: str = "command line",
+    key: str = "--provider",
+) -> LlmProvider:
+    """One provider, through its `openpista.providers` entry point; `source` and `key` say
+    where an unknown provider name came from."""
     settings = provider_settings(config, provider, model)
     installed = plugins.available(plugins.PROVIDERS_GROUP)
     if settings.name not in installed:
-        source, key = (
-            ("command line", "--provider")
-            if provider
-            else (
-                _config_file(config),
-                "agent.provider",
-            )
-        )
         raise ConfigError(
             source,
             key,

@@ -116,11 +116,33 @@ def show_session(config_path: Path | None, session_id: str, *, as_json: bool) ->
         if message.role == "tool":
             sys.stdout.write(f"[tool result {message.tool_call_id}]\n{message.content}\n{extras}\n")
             continue
+        # A model reply's token counts go on its first line: the header, else its first call.
+        usage = ""
+        if message.input_tokens is not None or message.output_tokens is not None:
+            usage = " " + _tokens(message.input_tokens, message.output_tokens)
         if message.content or extras:
             who = f" {printable(message.sender)}" if message.sender else ""
-            sys.stdout.write(f"[{message.role}{who}]\n{message.content}\n{extras}\n")
+            sys.stdout.write(f"[{message.role}{who}]{usage}\n{message.content}\n{extras}\n")
+            usage = ""
         for call in message.tool_calls:
-            sys.stdout.write(f"[{message.role} → {call.name} {call.id}] {call.arguments}\n\n")
+            line = f"[{message.role} → {call.name} {call.id}]{usage} {call.arguments}"
+            sys.stdout.write(f"{line}\n\n")
+            usage = ""
+    replies = [m for m in messages if m.input_tokens is not None or m.output_tokens is not None]
+    if replies:
+        total_in = sum(m.input_tokens or 0 for m in replies)
+        total_out = sum(m.output_tokens or 0 for m in replies)
+        counted = f"{len(replies)} model repl{'y' if len(replies) == 1 else 'ies'}"
+        sys.stdout.write(f"[total tokens: {total_in:,} in / {total_out:,} out, {counted}]\n")
+
+
+def _tokens(input_tokens: int | None, output_tokens: int | None) -> str:
+    """`[tokens: 1,234 in / 56 out]`; a count the provider did not report shows as ?."""
+
+    def count(value: int | None) -> str:
+        return "?" if value is None else f"{value:,}"
+
+    return f"[tokens: {count(input_tokens)} in / {count(output_tokens)} out]"
 
 
 def delete_session(config_path: Path | None, session_id: str) -> None:

@@ -22,6 +22,7 @@ from openpista.core.approval import (
     denied_result_text,
 )
 from openpista.core.context import ContextBudget, resolve_budget
+from openpista.core.history import repair_tool_pairs
 from openpista.core.media import MediaStore
 from openpista.core.memory import MemoryStore
 from openpista.core.models import (
@@ -37,7 +38,15 @@ from openpista.core.models import (
 )
 from openpista.core.observer import TurnObserver
 from openpista.core.prompt import build_system_prompt
-from openpista.core.provider import ChatRequest, ChatResponse, LlmProvider
+from openpista.core.provider import (
+    FINISH_CONTENT_FILTER,
+    FINISH_INTERRUPTED,
+    FINISH_LENGTH,
+    ChatRequest,
+    ChatResponse,
+    LlmProvider,
+    TurnScopedProvider,
+)
 from openpista.core.registry import ToolRegistry
 from openpista.core.tool import ToolContext, ToolStates
 
@@ -49,7 +58,13 @@ CANCELLED_TOOL_RESULT = (
     "call finished)"
 )
 CANCELLED_REPLY_NOTE = "[cancelled by the user]"
-EMPTY_REPLY = "(no reply)"
+EMPTY_REPLY = "(the model returned an empty reply)"
+FILTERED_REPLY = "(the provider's content filter withheld the reply)"
+CUT_NOTES = {
+    FINISH_LENGTH: "[cut off: the model reached its output limit]",
+    FINISH_INTERRUPTED: "[cut off: the connection to the provider broke off]",
+}
+"""The line a reply cut short ends with, by finish reason: stored, shown and returned."""
 
 
 @dataclass(slots=True)
@@ -63,6 +78,9 @@ class TurnResult:
     """How many rounds of tool calls ran (0 when the LLM answered straight away)."""
     stopped_at_limit: bool = False
     """True when the turn ended at max_tool_rounds rather than with the LLM's answer."""
+    cut_off: str | None = None
+    """The finish reason ("length" or "interrupted") when the reply was cut short; the reply
+    then ends with the matching CUT_NOTES line."""
 
 
 @dataclass(slots=True)
@@ -151,13 +169,23 @@ class Agent:
         records: list[ToolCallRecord] = []
         images: list[Image] = []
         rounds = 0
+        # A provider with per-turn state (a fallback chain) gets a fresh view every turn, so a
+        # switch to a fallback lasts until the turn ends and the next starts on the primary.
+        provider = self.provider
+        if isinstance(provider, TurnScopedProvider):
+            provider = provider.for_turn()
         while True:
-            response = await self._ask(session_id, conversation, observer, index=rounds)
+            response = await self._ask(
+                session_id, conversation, observer, provider=provider, index=rounds
+            )
             assistant = response.message
             calls = assistant.tool_calls
 
             if not calls:
-                reply = assistant.content if assistant.content.strip() else EMPTY_REPLY
+                reply = assistant.content
+                if not reply.strip():
+                    filtered = response.finish_reason == FINISH_CONTENT_FILTER
+                    reply = FILTERED_REPLY if filtered else EMPTY_REPLY
                 final = Message(
                     "assistant",
                     reply,
@@ -166,7 +194,8 @@ class Agent:
                     output_tokens=assistant.output_tokens,
                 )
                 await memory.append_messages(session_id, [final])
-                return TurnResult(reply, records, images, rounds)
+                cut_off = response.finish_reason if response.finish_reason in CUT_NOTES else None
+                return TurnResult(reply, records, images, rounds, cut_off=cut_off)
 
             if rounds >= self.max_tool_rounds:
                 reply = self._stopped_reply(assistant.content)
@@ -188,9 +217,20 @@ class Agent:
             rounds += 1
 
     async def _ask(
-        self, session_id: str, conversation: list[Message], observer: TurnObserver, *, index: int
+        self,
+        session_id: str,
+        conversation: list[Message],
+        observer: TurnObserver,
+        *,
+        provider: LlmProvider,
+        index: int,
     ) -> ChatResponse:
-        """One provider request; on cancellation the text streamed so far is stored."""
+        """One provider request; on cancellation the text streamed so far is stored.
+
+        A reply cut short (finish reason "length" or "interrupted") comes back as far as it
+        went, its tool calls dropped (they may be half made), its text ending with the
+        CUT_NOTES line, which is streamed too when the text was.
+        """
         streamed: list[str] = []
 
         async def on_delta(text: str) -> None:
@@ -203,11 +243,14 @@ class Agent:
             self.build_system_message(),
             conversation,
             tools,
-            provider=self.provider,
+            provider=provider,
             memory=self.memory,
         )
+        # What the budget kept may have split a call from its result, and a history made with
+        # another provider may hold pairs this one never made: send only whole pairs.
+        request = ChatRequest(repair_tool_pairs(fitted.messages), tools, notify=observer.notice)
         try:
-            response = await self.provider.complete(ChatRequest(fitted.messages, tools), on_delta)
+            response = await provider.complete(request, on_delta)
         except asyncio.CancelledError:
             said = "".join(streamed).strip()
             if said:
@@ -220,6 +263,20 @@ class Agent:
         if response.usage is not None:
             message.input_tokens = response.usage.input_tokens or None
             message.output_tokens = response.usage.output_tokens or None
+        note = CUT_NOTES.get(response.finish_reason or "")
+        if note is not None:
+            if message.tool_calls:
+                logger.warning(
+                    "session %s: a reply cut short (%s) asked for %d tool calls: not run",
+                    session_id,
+                    response.finish_reason,
+                    len(message.tool_calls),
+                )
+            message.tool_calls = []
+            said = message.content.rstrip()
+            message.content = f"{said}\n\n{note}" if said.strip() else note
+            if streamed:
+                await observer.text_delta(index, f"\n\n{note}")
         await observer.assistant_message(index, message)
         return response
 

@@ -69,10 +69,20 @@ class ApprovalAsker(Protocol):
 
 
 @runtime_checkable
+class NoticeReceiver(Protocol):
+    """Optional for adapters: implemented by those that show notices about a turn outside
+    the reply (e.g. that the primary model failed and a fallback model answers)."""
+
+    async def send_notice(self, channel_id: str, session_id: str, text: str) -> None:
+        """Show `text`, one line, to the conversation `channel_id`."""
+        ...
+
+
+@runtime_checkable
 class TurnObserving(Protocol):
     """Optional for adapters: the whole turn as an observer (typing indicators, message
     boundaries of streamed text). When implemented, the gateway uses this observer instead of
-    calling send_delta, send_tool_activity and ask_approval itself."""
+    calling send_delta, send_tool_activity, send_notice and ask_approval itself."""
 
     def observe_turn(self, turn: TurnInfo) -> TurnObserver: ...
 

@@ -18,6 +18,7 @@ from openpista.core.approval import ApprovalAnswer, ApprovalPolicy, ApprovalRequ
 from openpista.core.channel import (
     ApprovalAsker,
     ChannelAdapter,
+    NoticeReceiver,
     ToolActivityReceiver,
     TurnObserving,
 )
@@ -348,6 +349,7 @@ class Gateway:
             images=result.images,
             in_reply_to=_reply_id(event),
             stopped_at_limit=result.stopped_at_limit,
+            cut_off=result.cut_off,
         )
 
     def _failure(self, event: ChannelEvent, session_id: str, exc: Exception) -> AgentResponse:
@@ -372,8 +374,9 @@ class Gateway:
 
 class ChannelObserver(TurnObserver):
     """A turn as a plain channel adapter shows it: streamed text through send_delta, tool
-    activity when it is a ToolActivityReceiver, approval questions when it is an
-    ApprovalAsker. (The gateway's guard keeps a failing channel from breaking the turn.)"""
+    activity when it is a ToolActivityReceiver, notices when it is a NoticeReceiver, approval
+    questions when it is an ApprovalAsker. (The gateway's guard keeps a failing channel from
+    breaking the turn.)"""
 
     def __init__(self, adapter: ChannelAdapter, turn: TurnInfo) -> None:
         self.adapter = adapter
@@ -394,6 +397,12 @@ class ChannelObserver(TurnObserver):
         if not isinstance(adapter, ApprovalAsker):
             return None
         return await adapter.ask_approval(request)
+
+    async def notice(self, text: str) -> None:
+        adapter = self.adapter
+        if isinstance(adapter, NoticeReceiver):
+            turn = self.turn
+            await adapter.send_notice(turn.channel_id, turn.session_id, text)
 
     async def _activity(self, call: ToolCall, result: ToolResult | None) -> None:
         adapter = self.adapter
@@ -434,6 +443,9 @@ class _GuardedObserver(TurnObserver):
 
     async def approval_settled(self, request: ApprovalRequest) -> None:
         await _contained(self.inner.approval_settled(request), "approval_settled")
+
+    async def notice(self, text: str) -> None:
+        await _contained(self.inner.notice(text), "notice")
 
     async def turn_ended(
         self, turn: TurnInfo, result: TurnResult | None, error: BaseException | None

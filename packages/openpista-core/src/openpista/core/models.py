@@ -275,6 +275,9 @@ class AgentResponse:
     """The agent stopped at max_tool_rounds without a final answer."""
     cancelled: bool = False
     """The turn was cancelled (the user's stop); `content` says so."""
+    cut_off: str | None = None
+    """The reply was cut short: "length" (the output limit) or "interrupted" (the connection
+    broke off); `content` ends with a line saying so."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 One interface replaces separate callbacks: the turn's start and end (typing indicators),
 streamed text with message boundaries (which assistant message a delta belongs to), tool calls
-starting and finishing, approval questions, and waiting for a session another process holds.
+starting and finishing, approval questions, waiting for a session another process holds, and
+notices (a switch to a fallback model).
 Subclass `TurnObserver` and override what you show; every hook does nothing by default, and
 `request_approval` answers None ("nobody can be asked here"), which denies the call.
 """
@@ -60,6 +61,10 @@ class TurnObserver:
     async def approval_settled(self, request: ApprovalRequest) -> None:
         """The question was answered, expired or withdrawn: take it off the screen."""
 
+    async def notice(self, text: str) -> None:
+        """A one-line notice for the user about the turn, outside the reply: e.g. "openai/
+        gpt-4.1-mini failed (...); switched to anthropic/claude-sonnet-4-5"."""
+
     async def turn_ended(
         self, turn: TurnInfo, result: TurnResult | None, error: BaseException | None
     ) -> None:
@@ -107,6 +112,10 @@ class ObserverGroup(TurnObserver):
     async def approval_settled(self, request: ApprovalRequest) -> None:
         for observer in self.observers:
             await observer.approval_settled(request)
+
+    async def notice(self, text: str) -> None:
+        for observer in self.observers:
+            await observer.notice(text)
 
     async def turn_ended(
         self, turn: TurnInfo, result: TurnResult | None, error: BaseException | None

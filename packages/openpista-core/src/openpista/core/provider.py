@@ -11,6 +11,31 @@ from openpista.core.models import Message
 DeltaHandler = Callable[[str], Awaitable[None]]
 """Called with each piece of streamed assistant text, in order."""
 
+NoticeHandler = Callable[[str], Awaitable[None]]
+"""Called with a one-line notice the user should see about a request (a switch to a fallback
+model); it must not raise."""
+
+# The normalised `ChatResponse.finish_reason` values: every provider maps its own to these.
+FINISH_STOP = "stop"
+"""The model finished its reply."""
+FINISH_TOOL_CALLS = "tool_calls"
+"""The model asks for tool calls (Anthropic `tool_use`, a Responses reply with function calls)."""
+FINISH_LENGTH = "length"
+"""The reply hit the output-token limit: OpenAI `length`, Anthropic `max_tokens`, Responses
+`incomplete` with reason `max_output_tokens`. The text is what came before the cut."""
+FINISH_CONTENT_FILTER = "content_filter"
+"""The provider's content filter stopped or withheld the reply."""
+FINISH_INTERRUPTED = "interrupted"
+"""A streamed reply broke off after text was already shown: the provider returns what arrived
+with this reason instead of raising (raising would throw away text the user has seen). Tool
+calls in such a reply may be half made; the agent does not run them."""
+
+FINISH_REASONS = frozenset(
+    {FINISH_STOP, FINISH_TOOL_CALLS, FINISH_LENGTH, FINISH_CONTENT_FILTER, FINISH_INTERRUPTED}
+)
+CUT_FINISH_REASONS = frozenset({FINISH_LENGTH, FINISH_INTERRUPTED})
+"""Finish reasons of a reply that is not complete: the agent stores it marked as cut."""
+
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
@@ -32,6 +57,9 @@ class ChatRequest:
     tools: list[ToolSpec] = field(default_factory=lambda: [])
     model: str | None = None
     """Overrides the provider's configured model for this request."""
+    notify: NoticeHandler | None = None
+    """Where a provider reports what the user should know about this request (a fallback
+    provider names the model it switched to); None: nobody is told."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +73,8 @@ class ChatResponse:
     message: Message
     """The assistant message: text, tool calls (with internal names), or both."""
     finish_reason: str | None = None
+    """One of FINISH_REASONS (a provider maps its own values to these); None when the
+    provider said nothing, which counts as complete."""
     usage: Usage | None = None
     model: str | None = None
 
@@ -84,3 +114,12 @@ class ProviderSettings:
 
 ProviderFactory = Callable[[ProviderSettings], LlmProvider]
 """What an `openpista.providers` entry point names: the provider for some settings."""
+
+
+@runtime_checkable
+class TurnScopedProvider(Protocol):
+    """Optional for providers: one that keeps state for the length of a turn (a fallback
+    chain stays on the model it switched to until the turn ends). The agent asks it for a
+    provider at the start of every turn and sends that turn's requests there."""
+
+    def for_turn(self) -> LlmProvider: ...

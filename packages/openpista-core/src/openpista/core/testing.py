@@ -42,9 +42,21 @@ if TYPE_CHECKING:
     from openpista.core.agent import TurnResult
 
 ScriptFunction = Callable[[ChatRequest], Awaitable[ChatResponse | Message]]
-ScriptItem = ChatResponse | Message | str | BaseException | ScriptFunction
+
+
+@dataclass(frozen=True, slots=True)
+class BrokenStream:
+    """A scripted answer that streams `text` and then fails with `error` (a reply that broke
+    off after part of it was shown, as a provider that raises rather than returning it)."""
+
+    text: str
+    error: BaseException
+
+
+ScriptItem = ChatResponse | Message | str | BaseException | BrokenStream | ScriptFunction
 """One scripted answer: a response, an assistant message, plain text, an exception to raise,
-or an async function of the request that returns the answer (for answers that depend on it)."""
+a stream that breaks off, or an async function of the request that returns the answer (for
+answers that depend on it)."""
 
 _call_ids = itertools.count(1)
 
@@ -66,6 +78,13 @@ def tool_calls_reply(*calls: ToolCall, text: str = "") -> ChatResponse:
     """An assistant reply asking for several tool calls in one round."""
     message = Message(role="assistant", content=text, tool_calls=list(calls))
     return ChatResponse(message, finish_reason="tool_calls")
+
+
+def cut_reply(text: str, reason: str = "length", *calls: ToolCall) -> ChatResponse:
+    """A reply cut short: `reason` "length" (the output limit) or "interrupted" (the stream
+    broke off), with the text (and any half-made tool calls) that came before the cut."""
+    message = Message(role="assistant", content=text, tool_calls=list(calls))
+    return ChatResponse(message, finish_reason=reason)
 
 
 class ScriptedProvider:
@@ -118,6 +137,11 @@ class ScriptedProvider:
         item = self._script.pop(0)
         if isinstance(item, BaseException):
             raise item
+        if isinstance(item, BrokenStream):
+            if on_delta is not None:
+                for piece in _pieces(item.text):
+                    await on_delta(piece)
+            raise item.error
         if isinstance(item, str):
             response = text_reply(item)
         elif isinstance(item, ChatResponse):
@@ -274,9 +298,9 @@ class RecordingObserver(TurnObserver):
     """A TurnObserver that records what it hears and answers approval questions from a list.
 
     `events` holds ("turn_started" | "delta" | "message" | "tool_started" | "tool_finished" |
-    "approval" | "turn_ended" | "waiting", detail) tuples in order. `answers` are given to the
-    approval questions in turn (an ApprovalDecision, or None for "nobody can be asked");
-    with none left, questions are answered None.
+    "approval" | "notice" | "turn_ended" | "waiting", detail) tuples in order. `answers` are
+    given to the approval questions in turn (an ApprovalDecision, or None for "nobody can be
+    asked"); with none left, questions are answered None.
     """
 
     def __init__(
@@ -322,6 +346,12 @@ class RecordingObserver(TurnObserver):
         answer = self.answers.pop(0) if self.answers else None
         return None if answer is None else ApprovalAnswer(answer, self.who)
 
+    async def notice(self, text: str) -> None:
+        self.events.append(("notice", text))
+
+    def notices(self) -> list[str]:
+        return [detail for kind, detail in self.events if kind == "notice"]
+
     async def turn_ended(
         self, turn: TurnInfo, result: TurnResult | None, error: BaseException | None
     ) -> None:
@@ -341,6 +371,8 @@ class RecordingChannel:
         self.responses: list[AgentResponse] = []
         self.deltas: list[tuple[str, str, str]] = []
         """(channel_id, session_id, text) of each streamed piece, in order."""
+        self.notices: list[tuple[str, str, str]] = []
+        """(channel_id, session_id, text) of each notice (a switch to a fallback model)."""
         self.running = False
         self._stopped = asyncio.Event()
         self._arrived = asyncio.Event()
@@ -366,6 +398,9 @@ class RecordingChannel:
 
     async def send_delta(self, channel_id: str, session_id: str, text: str) -> None:
         self.deltas.append((channel_id, session_id, text))
+
+    async def send_notice(self, channel_id: str, session_id: str, text: str) -> None:
+        self.notices.append((channel_id, session_id, text))
 
     async def stop(self) -> None:
         self._stopped.set()
