@@ -186,9 +186,11 @@ a colon is in no provider name."""
 class KeyringBackend(CredentialBackend):
     """One JSON entry per provider under service "openpista", plus an index of the names."""
 
-    def __init__(self, keyring: Any, name: str) -> None:
+    def __init__(self, keyring: Any, name: str, lock_path: Path) -> None:
         self._keyring = keyring
         self.location = f"the system keyring ({name})"
+        # Serialises index updates between processes, as for the file.
+        self.lock_path = lock_path
 
     def read(self, provider: str) -> Credential | None:
         raw = self._call("read", self._keyring.get_password, KEYRING_SERVICE, provider)
@@ -211,19 +213,26 @@ class KeyringBackend(CredentialBackend):
 
     def write(self, credential: Credential) -> None:
         value = json.dumps(credential.to_table(), separators=(",", ":"))
-        self._call("write", self._keyring.set_password, KEYRING_SERVICE, credential.provider, value)
-        index = self._index()
-        if credential.provider not in index:
-            self._save_index([*index, credential.provider])
+        with exclusive_lock(self.lock_path):
+            self._call(
+                "write", self._keyring.set_password, KEYRING_SERVICE, credential.provider, value
+            )
+            index = self._index()
+            if credential.provider not in index:
+                self._save_index([*index, credential.provider])
 
     def remove(self, provider: str) -> bool:
-        existed = self.read(provider) is not None
-        if existed:
-            self._call("write", self._keyring.delete_password, KEYRING_SERVICE, provider)
-        index = self._index()
-        if provider in index:
-            self._save_index([name for name in index if name != provider])
-        return existed
+        with exclusive_lock(self.lock_path):
+            existed = (
+                self._call("read", self._keyring.get_password, KEYRING_SERVICE, provider)
+                is not None
+            )
+            if existed:
+                self._call("write", self._keyring.delete_password, KEYRING_SERVICE, provider)
+            index = self._index()
+            if provider in index:
+                self._save_index([name for name in index if name != provider])
+            return existed
 
     def _index(self) -> list[str]:
         raw = self._call("read", self._keyring.get_password, KEYRING_SERVICE, _INDEX_ENTRY)
@@ -250,7 +259,7 @@ class KeyringBackend(CredentialBackend):
             ) from None
 
 
-def usable_keyring() -> KeyringBackend | None:
+def usable_keyring(lock_path: Path) -> KeyringBackend | None:
     """The system keyring when `keyring` finds one that really stores secrets, else None.
 
     `keyring` itself is imported only here: it scans its backends on import.
@@ -274,4 +283,4 @@ def usable_keyring() -> KeyringBackend | None:
     if not isinstance(priority, int | float) or priority < 1:
         return None
     name = getattr(backend, "name", "") or type(backend).__name__
-    return KeyringBackend(keyring, str(name))
+    return KeyringBackend(keyring, str(name), lock_path)

@@ -159,7 +159,7 @@ class CredentialStore:
 
         if wanted == "file" or (wanted == "" and file.exists()):
             return cls(backends.FileBackend(file, home / LOCK_FILE_NAME), home)
-        keyring_backend = backends.usable_keyring()
+        keyring_backend = backends.usable_keyring(home / LOCK_FILE_NAME)
         if keyring_backend is not None:
             return cls(keyring_backend, home)
         if wanted == "keyring":
