@@ -130,7 +130,7 @@ def test_a_file_readable_by_others_is_tightened_with_a_warning(
 
 
 def test_unknown_backend_name_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match='OPENPISTA_CREDENTIALS_BACKEND.*"file" or "keyring"'):
+    with pytest.raises(ConfigError, match=r'OPENPISTA_CREDENTIALS_BACKEND.*"file" or "keyring"'):
         CredentialStore.open(tmp_path, env={"OPENPISTA_CREDENTIALS_BACKEND": "vault"})
 
 
@@ -139,7 +139,8 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
         "import sys\n"
         "from pathlib import Path\n"
         "from openpista.providers.credentials import Credential, CredentialStore\n"
-        "store = CredentialStore.open(Path(sys.argv[1]), env={'OPENPISTA_CREDENTIALS_BACKEND': 'file'})\n"
+        "env = {'OPENPISTA_CREDENTIALS_BACKEND': 'file'}\n"
+        "store = CredentialStore.open(Path(sys.argv[1]), env=env)\n"
         "for round in range(15):\n"
         "    store.put(Credential(sys.argv[2], 'api_key', f'key-{round}'))\n"
     )

@@ -9,7 +9,12 @@ from typing import Any, cast
 import httpx
 
 from openpista.core.errors import ProviderError
-from openpista.providers._errors import api_error_message, connection_failure_reason, scrub
+from openpista.providers._errors import (
+    api_error_message,
+    connection_failure_reason,
+    one_line,
+    scrub,
+)
 
 CONNECT_TIMEOUT_S = 15.0
 TIMEOUT_S = 60.0
@@ -75,7 +80,7 @@ class SigninHttp:
     async def _send(self, method: str, url: str, what: str, **options: Any) -> dict[str, Any]:
         response = await self._request(method, url, what, **options)
         if response.status_code >= 400:
-            detail = f"HTTP {response.status_code}: {api_error_message(response.content)}"
+            detail = f"HTTP {response.status_code}: {_error_text(response.content)}"
             raise self.error(f"{what} failed", detail, status_code=response.status_code)
         return self._json(response, what, strict=True)
 
@@ -128,6 +133,20 @@ _SECRET_KEYS = (
 
 def _secret_fields(data: Mapping[str, Any]) -> list[str]:
     return [value for key in _SECRET_KEYS if isinstance(value := data.get(key), str) and value]
+
+
+def _error_text(body: bytes) -> str:
+    """What an error body says; OAuth's `{"error", "error_description"}` as "error: description"."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        fields = cast(dict[str, Any], data)
+        error, description = fields.get("error"), fields.get("error_description")
+        if isinstance(error, str) and isinstance(description, str) and description:
+            return one_line(f"{error}: {description}")
+    return api_error_message(body)
 
 
 def _origin(url: str) -> str:
