@@ -45,7 +45,8 @@ class CredentialSlot:
     display_name: str
     methods: tuple[SigninMethod, ...]
     key_env: str = ""
-    """The environment variable that can hold this provider's key instead (shown by status)."""
+    """The environment variable that can hold this provider's key instead (its preset's, or
+    litellm's for the extension slots); `auth status` says when it is set."""
 
     def method(self, kind: str) -> SigninMethod | None:
         return next((method for method in self.methods if method.kind == kind), None)
@@ -88,12 +89,10 @@ CREDENTIAL_SLOTS: Mapping[str, CredentialSlot] = MappingProxyType(
             "Ollama",
             (_key("API key (only for an Ollama behind an authenticating proxy)"),),
         ),
-        "custom": CredentialSlot(
-            "custom", "Custom OpenAI-compatible server", (_key(),), key_env="OPENPISTA_API_KEY"
-        ),
+        "custom": CredentialSlot("custom", "Custom OpenAI-compatible server", (_key(),)),
         "gemini": CredentialSlot("gemini", "Google Gemini", (_key(),), key_env="GEMINI_API_KEY"),
         "vercel": CredentialSlot(
-            "vercel", "Vercel AI Gateway", (_key(),), key_env="AI_GATEWAY_API_KEY"
+            "vercel", "Vercel AI Gateway", (_key(),), key_env="VERCEL_AI_GATEWAY_API_KEY"
         ),
         "azure": CredentialSlot(
             "azure",
