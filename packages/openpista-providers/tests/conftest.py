@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from openpista.providers.chat_completions import ChatCompletionsProvider
-from openpista.providers.testing import FakeChatCompletionsServer
+from openpista.providers.credentials import CredentialStore
+from openpista.providers.testing import FakeAuthorizationServer, FakeChatCompletionsServer
 
 
 @pytest.fixture
@@ -56,3 +58,16 @@ async def make_provider(
     yield make
     for provider in made:
         await provider.aclose()
+
+
+@pytest.fixture
+def auth_server() -> Iterator[FakeAuthorizationServer]:
+    """A fake authorization server for every sign-in flow."""
+    with FakeAuthorizationServer() as fake:
+        yield fake
+
+
+@pytest.fixture
+def credential_store(tmp_path: Path) -> CredentialStore:
+    """A file-backed credential store in a fresh OPENPISTA_HOME."""
+    return CredentialStore.open(tmp_path / "home", env={"OPENPISTA_CREDENTIALS_BACKEND": "file"})

@@ -285,3 +285,49 @@ def skills_list() -> None:
     from openpista.cli.skills import list_skills
 
     list_skills(_globals().config_path)
+
+
+@cli.group()
+def auth() -> None:
+    """Sign in to providers, and see or remove the stored credentials."""
+
+
+@auth.command("login")
+@click.argument("provider", required=False)
+@click.option(
+    "--method",
+    type=click.Choice(["oauth", "api-key"]),
+    help="How to sign in (default: the provider's first way: OAuth where it has one).",
+)
+@click.option(
+    "--no-browser", is_flag=True, help="Only print the sign-in URL; do not open a browser."
+)
+@_guarded
+def auth_login(provider: str | None, method: str | None, no_browser: bool) -> None:
+    """Sign in to PROVIDER (without one: pick it from a list).
+
+    OAuth opens the provider's sign-in page (or shows a code to enter); an API key is read
+    without echo, or from stdin when it is not a terminal.
+    """
+    from openpista.cli.auth import login
+
+    login(provider, method, no_browser=no_browser)
+
+
+@auth.command("status")
+@_guarded
+def auth_status() -> None:
+    """Every provider: signed in or not, how, and until when (never a secret)."""
+    from openpista.cli.auth import status
+
+    status(_globals().config_path)
+
+
+@auth.command("logout")
+@click.argument("provider")
+@_guarded
+def auth_logout(provider: str) -> None:
+    """Remove PROVIDER's stored credential."""
+    from openpista.cli.auth import logout
+
+    logout(provider, _globals().config_path)

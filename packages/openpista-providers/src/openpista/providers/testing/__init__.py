@@ -5,6 +5,8 @@ subprocess as readily as an in-process client, and it checks requests the way th
 does. One module per protocol:
 
 - `chat_completions`: OpenAI chat completions (`FakeChatCompletionsServer`).
+- `oauth`: every sign-in flow's authorization server (`FakeAuthorizationServer`), and
+  `BrowserConsole`, a person with a browser driving a flow.
 
 `python -m openpista.providers.testing` serves one from a shell.
 """
@@ -22,11 +24,19 @@ from openpista.providers.testing.chat_completions import (
     last_user_text,
     run_command_responder,
 )
+from openpista.providers.testing.oauth import (
+    BrowserConsole,
+    FakeAuthorizationServer,
+    RecordedOAuthRequest,
+)
 
 __all__ = [
     "TOOL_NAME_PATTERN",
+    "BrowserConsole",
+    "FakeAuthorizationServer",
     "FakeChatCompletionsServer",
     "FakeReply",
+    "RecordedOAuthRequest",
     "RecordedRequest",
     "Responder",
     "ToolCallScript",
