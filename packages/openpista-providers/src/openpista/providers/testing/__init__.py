@@ -5,6 +5,7 @@ subprocess as readily as an in-process client, and it checks requests the way th
 does. One module per protocol:
 
 - `chat_completions`: OpenAI chat completions (`FakeChatCompletionsServer`).
+- `responses`: the OpenAI Responses API (`FakeResponsesServer`).
 
 `python -m openpista.providers.testing` serves one from a shell.
 """
@@ -22,15 +23,29 @@ from openpista.providers.testing.chat_completions import (
     last_user_text,
     run_command_responder,
 )
+from openpista.providers.testing.responses import (
+    FakeResponsesServer,
+    ResponsesReply,
+    ResponsesResponder,
+    last_user_input_text,
+    responses_echo_responder,
+    responses_run_command_responder,
+)
 
 __all__ = [
     "TOOL_NAME_PATTERN",
     "FakeChatCompletionsServer",
     "FakeReply",
+    "FakeResponsesServer",
     "RecordedRequest",
     "Responder",
+    "ResponsesReply",
+    "ResponsesResponder",
     "ToolCallScript",
     "echo_responder",
+    "last_user_input_text",
     "last_user_text",
+    "responses_echo_responder",
+    "responses_run_command_responder",
     "run_command_responder",
 ]
