@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
@@ -672,3 +674,52 @@ def test_the_fake_streams_named_events_with_sequence_numbers(server: FakeRespons
     assert kinds[-1] == "response.completed"
     assert "response.function_call_arguments.done" in kinds
     assert events[-1][1]["response"]["usage"]["output_tokens"] == 3
+
+
+@pytest.fixture
+def served_from_a_shell() -> Iterator[str]:
+    """The fake Responses server from `python -m openpista.providers.testing --api responses`
+    in reasoning mode, requiring a chatgpt-account-id header; yields its base URL."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "openpista.providers.testing",
+            "--api",
+            "responses",
+            "--reasoning",
+            "--require-header",
+            "chatgpt-account-id:acc-1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+async def test_the_fake_serves_a_tool_round_from_a_shell(served_from_a_shell: str) -> None:
+    provider = ResponsesProvider(
+        name="openai",
+        model="m",
+        base_url=served_from_a_shell,
+        headers={"chatgpt-account-id": "acc-1"},
+    )
+    async with provider:
+        conversation = [Message(role="user", content="run: echo hi")]
+        first = await provider.complete(ChatRequest(conversation, [SYSTEM_RUN]))
+        (call,) = first.message.tool_calls
+        conversation += [first.message, Message("tool", "hi\n", tool_call_id=call.id)]
+        second = await provider.complete(ChatRequest(conversation, [SYSTEM_RUN]))
+
+    assert served_from_a_shell.endswith("/v1")
+    assert (call.name, call.arguments) == ("system.run", '{"command": "echo hi"}')
+    assert state_items(first)[0]["type"] == "reasoning"
+    assert second.message.content == "Tool said: hi\n"
