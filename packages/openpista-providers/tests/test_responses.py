@@ -597,6 +597,38 @@ async def test_an_answer_that_is_no_response_object_names_the_api(
     )
 
 
+async def test_a_chat_completions_stream_is_named_the_wrong_api(
+    server: FakeResponsesServer, make_provider: MakeProvider
+) -> None:
+    server.queue(ResponsesReply(raw_body='data: {"id": "c1", "choices": []}\n\ndata: [DONE]\n\n'))
+
+    with pytest.raises(ProviderError) as caught:
+        await make_provider().complete(ask("hi"), Deltas())
+
+    assert str(caught.value) == (
+        f"openai: {server.base_url}/responses answered with no Responses API events to the "
+        "streaming request; check that providers.openai.base_url points at the OpenAI "
+        "Responses API"
+    )
+    assert len(server.requests) == 1
+
+
+async def test_a_stream_that_ends_before_the_response_is_complete_is_retried(
+    server: FakeResponsesServer, make_provider: MakeProvider
+) -> None:
+    unfinished = 'event: response.created\ndata: {"type": "response.created", "response": {}}\n\n'
+    for _ in range(3):
+        server.queue(ResponsesReply(raw_body=unfinished))
+
+    with pytest.raises(ProviderError) as caught:
+        await make_provider().complete(ask("hi"), Deltas())
+
+    assert str(caught.value) == (
+        f"openai: {server.base_url}: the stream ended before the response was complete "
+        "(gave up after 3 attempts); try again later"
+    )
+
+
 # -- the fake refuses what the real API refuses ----------------------------------------------
 
 

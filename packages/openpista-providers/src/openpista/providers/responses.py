@@ -524,15 +524,16 @@ class ResponsesProvider:
     ) -> ChatResponse:
         reply = _StreamedResponse(internal_names)
         text_shown = False
-        saw_event = False
+        spoke_responses = False
         try:
             async with contextlib.aclosing(
                 self._api.stream_events(self._url, body, model)
             ) as events:
                 async for event in events:
                     data = self._event_data(event)
-                    saw_event = True
                     kind = data.get("type")
+                    if isinstance(kind, str) and (kind.startswith("response.") or kind == "error"):
+                        spoke_responses = True
                     if kind == "response.output_text.delta":
                         piece = reply.add_text(data)
                         if piece:
@@ -555,14 +556,18 @@ class ResponsesProvider:
                         self._raise_failure(error)
                     elif kind == "error":
                         self._raise_failure(data)
-                if reply.final is None:
-                    raise TransientFailure(
-                        "broken", "the stream ended before the response was complete"
+            if reply.final is None:
+                # Whatever the connection still holds is no use to the next request.
+                await self._api.discard_connections()
+                if not spoke_responses:
+                    raise self._api.wrong_api_error(
+                        self._url, "no Responses API events to the streaming request"
                     )
+                raise TransientFailure(
+                    "broken", "the stream ended before the response was complete"
+                )
         except TransientFailure as failure:
             if not text_shown:
-                if not saw_event:
-                    await self._api.discard_connections()
                 raise
             # The user saw part of the reply: keep it (marked as cut) rather than lose it or
             # say it twice by retrying.
