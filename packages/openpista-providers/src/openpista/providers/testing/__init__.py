@@ -7,6 +7,7 @@ does. One module per protocol:
 - `chat_completions`: OpenAI chat completions (`FakeChatCompletionsServer`).
 - `oauth`: every sign-in flow's authorization server (`FakeAuthorizationServer`), and
   `BrowserConsole`, a person with a browser driving a flow.
+- `responses`: the OpenAI Responses API (`FakeResponsesServer`).
 
 `python -m openpista.providers.testing` serves one from a shell.
 """
@@ -29,6 +30,14 @@ from openpista.providers.testing.oauth import (
     FakeAuthorizationServer,
     RecordedOAuthRequest,
 )
+from openpista.providers.testing.responses import (
+    FakeResponsesServer,
+    ResponsesReply,
+    ResponsesResponder,
+    last_user_input_text,
+    responses_echo_responder,
+    responses_run_command_responder,
+)
 
 __all__ = [
     "TOOL_NAME_PATTERN",
@@ -36,11 +45,17 @@ __all__ = [
     "FakeAuthorizationServer",
     "FakeChatCompletionsServer",
     "FakeReply",
+    "FakeResponsesServer",
     "RecordedOAuthRequest",
     "RecordedRequest",
     "Responder",
+    "ResponsesReply",
+    "ResponsesResponder",
     "ToolCallScript",
     "echo_responder",
+    "last_user_input_text",
     "last_user_text",
+    "responses_echo_responder",
+    "responses_run_command_responder",
     "run_command_responder",
 ]
