@@ -5,12 +5,19 @@ subprocess as readily as an in-process client, and it checks requests the way th
 does. One module per protocol:
 
 - `chat_completions`: OpenAI chat completions (`FakeChatCompletionsServer`).
+- `anthropic`: Anthropic Messages (`FakeAnthropicServer`).
 
 `python -m openpista.providers.testing` serves one from a shell.
 """
 
 from __future__ import annotations
 
+from openpista.providers.testing.anthropic import (
+    AnthropicResponder,
+    FakeAnthropicReply,
+    FakeAnthropicServer,
+    RecordedAnthropicRequest,
+)
 from openpista.providers.testing.chat_completions import (
     TOOL_NAME_PATTERN,
     FakeChatCompletionsServer,
@@ -25,8 +32,12 @@ from openpista.providers.testing.chat_completions import (
 
 __all__ = [
     "TOOL_NAME_PATTERN",
+    "AnthropicResponder",
+    "FakeAnthropicReply",
+    "FakeAnthropicServer",
     "FakeChatCompletionsServer",
     "FakeReply",
+    "RecordedAnthropicRequest",
     "RecordedRequest",
     "Responder",
     "ToolCallScript",
