@@ -25,7 +25,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from openpista.core.errors import ProviderError
 from openpista.core.models import Message, ProviderStatePart, ToolCall
@@ -119,7 +119,7 @@ def tool_input(arguments: str) -> dict[str, Any]:
         return {"_invalid_arguments": arguments}
     if not isinstance(value, dict):
         return {"_invalid_arguments": arguments}
-    return value  # pyright: ignore[reportUnknownVariableType]
+    return cast("dict[str, Any]", value)
 
 
 def anthropic_body(
@@ -226,10 +226,10 @@ def state_blocks(message: Message) -> list[dict[str, Any]]:
     for part in message.parts:
         if not isinstance(part, ProviderStatePart) or part.provider != PROTOCOL:
             continue
-        stored: Any = part.data.get("blocks")
-        for block in stored if isinstance(stored, list) else []:  # pyright: ignore[reportUnknownVariableType]
-            if isinstance(block, dict) and block.get("type") in STATE_BLOCK_TYPES:  # pyright: ignore[reportUnknownMemberType]
-                blocks.append(dict(block))  # pyright: ignore[reportUnknownArgumentType]
+        for item in _list(part.data.get("blocks")):
+            block = _object(item)
+            if block.get("type") in STATE_BLOCK_TYPES:
+                blocks.append(dict(block))
     return blocks
 
 
@@ -322,22 +322,20 @@ class _Reply:
         model = message.get("model")
         if isinstance(model, str):
             self.model = model
-        usage = message.get("usage")
-        if isinstance(usage, dict):
-            self.usage = Usage(_input_tokens(usage), _int(usage.get("output_tokens")))  # pyright: ignore[reportUnknownArgumentType]
+        if isinstance(message.get("usage"), dict):
+            usage = _object(message.get("usage"))
+            self.usage = Usage(_input_tokens(usage), _int(usage.get("output_tokens")))
 
     def message_delta(self, data: Mapping[str, Any]) -> None:
-        delta = data.get("delta")
-        if isinstance(delta, dict):
-            reason = _stop_reason(delta.get("stop_reason"))  # pyright: ignore[reportUnknownMemberType]
-            if reason is not None:
-                self.stop_reason = reason
-        usage = data.get("usage")
-        if isinstance(usage, dict):
+        reason = _stop_reason(_object(data.get("delta")).get("stop_reason"))
+        if reason is not None:
+            self.stop_reason = reason
+        if isinstance(data.get("usage"), dict):
+            usage = _object(data.get("usage"))
             # The counts here are cumulative; input counts appear here only sometimes.
             before = self.usage or Usage()
-            input_tokens = _input_tokens(usage) or before.input_tokens  # pyright: ignore[reportUnknownArgumentType]
-            output_tokens = _int(usage.get("output_tokens")) or before.output_tokens  # pyright: ignore[reportUnknownMemberType]
+            input_tokens = _input_tokens(usage) or before.input_tokens
+            output_tokens = _int(usage.get("output_tokens")) or before.output_tokens
             self.usage = Usage(input_tokens, output_tokens)
 
     def take_event(self, data: Mapping[str, Any]) -> str:
@@ -345,15 +343,11 @@ class _Reply:
         kind = data.get("type")
         index = data.get("index")
         if kind == "content_block_start" and isinstance(index, int):
-            block = data.get("content_block")
-            return self.start(index, block) if isinstance(block, dict) else ""  # pyright: ignore[reportUnknownArgumentType]
+            return self.start(index, _object(data.get("content_block")))
         if kind == "content_block_delta" and isinstance(index, int):
-            delta = data.get("delta")
-            return self.delta(index, delta) if isinstance(delta, dict) else ""  # pyright: ignore[reportUnknownArgumentType]
+            return self.delta(index, _object(data.get("delta")))
         if kind == "message_start":
-            message = data.get("message")
-            if isinstance(message, dict):
-                self.message_started(message)  # pyright: ignore[reportUnknownArgumentType]
+            self.message_started(_object(data.get("message")))
         elif kind == "message_delta":
             self.message_delta(data)
         elif kind == "message_stop":
@@ -364,10 +358,8 @@ class _Reply:
     def take_message(self, data: Mapping[str, Any]) -> None:
         """Take a whole (not streamed) message."""
         self.message_started(data)
-        content = data.get("content")
-        for index, block in enumerate(content if isinstance(content, list) else []):  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]
-            if isinstance(block, dict):
-                self.start(index, block)  # pyright: ignore[reportUnknownArgumentType]
+        for index, block in enumerate(_list(data.get("content"))):
+            self.start(index, _object(block))
         self.stop_reason = _stop_reason(data.get("stop_reason"))
         self.finished = True
 
@@ -413,6 +405,15 @@ class _Reply:
 
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one."""
+    return cast("dict[str, Any]", value) if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return cast("list[Any]", value) if isinstance(value, list) else []
 
 
 class AnthropicProvider:
@@ -576,8 +577,7 @@ class AnthropicProvider:
 
     def _reported_error(self, data: Mapping[str, Any]) -> TransientFailure | ProviderError:
         """An error the API reported in a 200 answer or as a stream's `error` event."""
-        error = data.get("error")
-        kind = error.get("type") if isinstance(error, dict) else None  # pyright: ignore[reportUnknownMemberType]
+        kind = _object(data.get("error")).get("type")
         message = self._api.api_reported_error(data)
         status = _RETRYABLE_STREAM_ERRORS.get(kind) if isinstance(kind, str) else None
         if status is not None:

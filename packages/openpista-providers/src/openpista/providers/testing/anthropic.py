@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from openpista.providers.testing.chat_completions import (
     TOOL_NAME_PATTERN,
@@ -471,7 +471,7 @@ class _Handler(BaseHTTPRequestHandler):
             parsed: Any = json.loads(raw)
         except ValueError:
             parsed = None
-        body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+        body: dict[str, Any] = cast("dict[str, Any]", parsed) if isinstance(parsed, dict) else {}
         headers = {name.lower(): value for name, value in self.headers.items()}
         self.fake._record(RecordedAnthropicRequest("POST", self.path, headers, body))
         try:
@@ -699,7 +699,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _thinking_enabled(body: Mapping[str, Any]) -> bool:
     thinking = body.get("thinking")
-    return isinstance(thinking, dict) and thinking.get("type") == "enabled"  # pyright: ignore[reportUnknownMemberType]
+    return isinstance(thinking, dict) and cast("dict[str, Any]", thinking).get("type") == "enabled"
 
 
 def _validate_request(body: dict[str, Any], fake: FakeAnthropicServer) -> None:
