@@ -8,12 +8,19 @@ does. One module per protocol:
 - `oauth`: every sign-in flow's authorization server (`FakeAuthorizationServer`), and
   `BrowserConsole`, a person with a browser driving a flow.
 - `responses`: the OpenAI Responses API (`FakeResponsesServer`).
+- `anthropic`: Anthropic Messages (`FakeAnthropicServer`).
 
 `python -m openpista.providers.testing` serves one from a shell.
 """
 
 from __future__ import annotations
 
+from openpista.providers.testing.anthropic import (
+    AnthropicResponder,
+    FakeAnthropicReply,
+    FakeAnthropicServer,
+    RecordedAnthropicRequest,
+)
 from openpista.providers.testing.chat_completions import (
     TOOL_NAME_PATTERN,
     FakeChatCompletionsServer,
@@ -41,11 +48,15 @@ from openpista.providers.testing.responses import (
 
 __all__ = [
     "TOOL_NAME_PATTERN",
+    "AnthropicResponder",
     "BrowserConsole",
+    "FakeAnthropicReply",
+    "FakeAnthropicServer",
     "FakeAuthorizationServer",
     "FakeChatCompletionsServer",
     "FakeReply",
     "FakeResponsesServer",
+    "RecordedAnthropicRequest",
     "RecordedOAuthRequest",
     "RecordedRequest",
     "Responder",

@@ -1,15 +1,21 @@
-"""`python -m openpista.providers.testing [--api chat|responses]`: serve a fake provider from a
-shell (default: chat completions); the other options are the chosen server's."""
+"""`python -m openpista.providers.testing [--api chat|responses|anthropic]`: serve a fake
+provider from a shell (chat completions unless told); the other options are the chosen
+server's."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from openpista.providers.testing.chat_completions import main
-from openpista.providers.testing.responses import serve
+from openpista.providers.testing import anthropic, chat_completions, responses
+
+SERVERS = {
+    "chat": chat_completions.main,
+    "responses": responses.serve,
+    "anthropic": anthropic.serve,
+}
 
 chooser = argparse.ArgumentParser(add_help=False)
-chooser.add_argument("--api", choices=("chat", "responses"), default="chat")
+chooser.add_argument("--api", choices=tuple(SERVERS), default="chat")
 chosen, rest = chooser.parse_known_args()
-sys.exit(serve(rest) if chosen.api == "responses" else main(rest))
+sys.exit(SERVERS[chosen.api](rest))
