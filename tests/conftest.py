@@ -76,6 +76,7 @@ def openpista(tmp_path: Path, llm: FakeChatCompletionsServer) -> Openpista:
             "OPENPISTA_MODEL": "fake-model",
             "OPENPISTA_BASE_URL": llm.base_url,
             "OPENAI_API_KEY": "sk-test-key",
+            "OPENPISTA_CREDENTIALS_BACKEND": "file",
             "HOME": str(tmp_path),
         }
     )

@@ -29,10 +29,14 @@ def provider_is_authenticated(config: Config, name: str) -> bool:
     """Whether openpista can talk to provider `name` as configured: a key in the config or
     its environment variable, or a provider that needs none (ollama, custom).
 
-    The one place `model list` asks; stored sign-in credentials are to be checked here too.
+    The one place `model list` asks: stored sign-ins (`openpista auth login`) count too.
     """
     section = config.providers.get(name)
     if resolve_api_key(name, section.api_key if section is not None else ""):
+        return True
+    from openpista.providers.credentials import CredentialStore
+
+    if CredentialStore.open().get(name) is not None:
         return True
     preset = PRESETS.get(name)
     return preset is not None and not preset.needs_key
@@ -42,7 +46,9 @@ def _status(config: Config, name: str, installed: list[str]) -> str:
     if name not in installed:
         return "not installed"
     if not provider_is_authenticated(config, name):
-        return f"not authenticated: set {key_setting(name)}"
+        return (
+            f"not authenticated: set {key_setting(name)} or run `openpista auth login {name}`"
+        )
     preset = PRESETS.get(name)
     return "✓ no key needed" if preset is not None and not preset.needs_key else "✓ authenticated"
 

@@ -327,9 +327,13 @@ class HttpApi:
                 if suffix and not self.base_url.endswith(suffix)
                 else ""
             )
+            from openpista.providers.catalog import unknown_model_hint
+
+            known = unknown_model_hint(name, model)
             text = (
                 f"{name}: model '{model}' or URL {response.request.url} not found (HTTP 404: "
                 f"{message}); check the model name and providers.{name}.base_url{hint}"
+                + (f"; {known}" if known else "")
             )
         elif 400 <= status < 500:
             text = f"{name}: the API rejected the request (HTTP {status}): {message}"

@@ -19,6 +19,12 @@ from openpista.core.secrets import register_secret_variables
 
 if TYPE_CHECKING:
     from openpista.providers._http import AuthHeaders
+    from openpista.providers.signin.stored import StoredAuth
+
+CHATGPT_BASE_URL = "https://chatgpt.com/backend-api/codex"
+"""Where a ChatGPT subscription's Responses API lives (the Codex CLI's backend)."""
+
+COPILOT_BASE_URL = "https://api.githubcopilot.com"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,14 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 "anthropic/claude-sonnet-4",
                 "google/gemini-2.5-flash",
             ),
+        ),
+        "copilot": Preset(
+            name="copilot",
+            base_url=COPILOT_BASE_URL,
+            key_env="",
+            needs_key=True,
+            example_models=("gpt-4.1", "claude-sonnet-4", "gpt-4o"),
+            display_name="GitHub Copilot",
         ),
         "custom": Preset(name="custom", base_url="", key_env="", needs_key=False),
     }
@@ -202,26 +216,45 @@ def protocol_for(settings: ProviderSettings) -> str:
 
 def _create(settings: ProviderSettings, env: Mapping[str, str]) -> LlmProvider:
     name = settings.name
-    protocol = protocol_for(settings)
     preset = PRESETS.get(name)
+    # The key: the configured one, else what `openpista auth login` stored, else the
+    # preset's environment variable (docs/authentication.md).
+    api_key = settings.api_key.strip()
+    auth: AuthHeaders | None = None
+    stored = None if api_key else _stored_auth(name)
+    if stored is not None and stored.method == "api_key":
+        api_key = stored.api_key
+    elif stored is not None:
+        auth = stored.headers
+    if not api_key and auth is None:
+        api_key = resolve_api_key(name, "", env)
+    protocol = protocol_for(settings)
+    if auth is not None and name == "openai" and not settings.api.strip():
+        # A ChatGPT subscription speaks the Responses API on its own backend.
+        protocol = "responses"
     base_url = resolve_base_url(name, settings.base_url, env)
+    if auth is not None and not settings.base_url.strip() and stored is not None:
+        if name == "openai":
+            base_url = CHATGPT_BASE_URL
+        elif name == "copilot":
+            base_url = stored.credential.extra.get("api_base", "").rstrip("/") or base_url
     if not base_url:
-        example = "http://127.0.0.1:8080" if protocol == "anthropic" else "http://127.0.0.1:8000/v1"
+        example = (
+            "http://127.0.0.1:8080" if protocol == "anthropic" else "http://127.0.0.1:8000/v1"
+        )
         raise ProviderError(
             f"no base_url for {name}: set providers.{name}.base_url in config.toml "
             f"(the API root, e.g. {example})",
             provider=name,
         )
-    api_key = resolve_api_key(name, settings.api_key, env)
-    auth: AuthHeaders | None = None
-    if not api_key:
-        auth = stored_auth_headers(name)
     if preset is not None and preset.needs_key and not api_key and auth is None:
-        raise ProviderError(
-            f"no API key for {name}: set {key_setting(name)}, or sign in with "
-            f"`openpista auth login {name}`",
-            provider=name,
+        text = (
+            f"not signed in to {name}: run `openpista auth login {name}`"
+            if name == "copilot"
+            else f"no API key for {name}: set {key_setting(name)}, or sign in with "
+            f"`openpista auth login {name}`"
         )
+        raise ProviderError(text, provider=name)
     module_name, class_name, _ = PROTOCOLS[protocol]
     # Imported here so that loading the entry point object never pulls in httpx.
     import importlib
@@ -240,6 +273,8 @@ def _create(settings: ProviderSettings, env: Mapping[str, str]) -> LlmProvider:
     return provider
 
 
-def stored_auth_headers(name: str) -> AuthHeaders | None:
-    """Per-request headers from a stored sign-in for provider `name`, or None."""
-    return None
+def _stored_auth(name: str) -> StoredAuth | None:
+    """What `openpista auth login` stored for `name`, or None."""
+    from openpista.providers.signin.stored import stored_auth
+
+    return stored_auth(name)

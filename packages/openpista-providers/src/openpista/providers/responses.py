@@ -40,15 +40,15 @@ from openpista.providers._http import (
 )
 from openpista.providers._retry import Sleep
 from openpista.providers._sse import ServerSentEvent
+from openpista.providers.presets import CHATGPT_BASE_URL
+
+__all__ = ["CHATGPT_BASE_URL", "ResponsesProvider", "chatgpt_account_id"]
 
 log = logging.getLogger(__name__)
 
 STATE_PROVIDER = "responses"
 """`ProviderStatePart.provider` of the state this protocol stores (any provider speaking it
 reads it back, so a switch between two Responses providers keeps the reasoning)."""
-
-CHATGPT_BASE_URL = "https://chatgpt.com/backend-api/codex"
-"""Where a ChatGPT subscription's token is accepted (requests go to .../responses)."""
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 
