@@ -137,5 +137,3 @@ def test_loading_the_entry_point_does_not_import_litellm() -> None:
         text=True,
     )
     assert done.stdout.strip() == "False"
-
-

@@ -46,9 +46,7 @@ def _status(config: Config, name: str, installed: list[str]) -> str:
     if name not in installed:
         return "not installed"
     if not provider_is_authenticated(config, name):
-        return (
-            f"not authenticated: set {key_setting(name)} or run `openpista auth login {name}`"
-        )
+        return f"not authenticated: set {key_setting(name)} or run `openpista auth login {name}`"
     preset = PRESETS.get(name)
     return "✓ no key needed" if preset is not None and not preset.needs_key else "✓ authenticated"
 

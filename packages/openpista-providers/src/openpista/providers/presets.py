@@ -239,9 +239,7 @@ def _create(settings: ProviderSettings, env: Mapping[str, str]) -> LlmProvider:
         elif name == "copilot":
             base_url = stored.credential.extra.get("api_base", "").rstrip("/") or base_url
     if not base_url:
-        example = (
-            "http://127.0.0.1:8080" if protocol == "anthropic" else "http://127.0.0.1:8000/v1"
-        )
+        example = "http://127.0.0.1:8080" if protocol == "anthropic" else "http://127.0.0.1:8000/v1"
         raise ProviderError(
             f"no base_url for {name}: set providers.{name}.base_url in config.toml "
             f"(the API root, e.g. {example})",
