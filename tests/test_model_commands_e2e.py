@@ -37,7 +37,7 @@ def test_model_list_groups_by_provider_and_marks_what_is_usable(openpista: Openp
     openrouter = _section(result.stdout, "openrouter")
     assert openrouter[0] == (
         "openrouter (not authenticated: set OPENROUTER_API_KEY or providers.openrouter.api_key "
-        "in config.toml)"
+        "in config.toml or run `openpista auth login openrouter`)"
     )
     ollama = _section(result.stdout, "ollama")
     assert ollama[0] == "ollama (✓ no key needed)"

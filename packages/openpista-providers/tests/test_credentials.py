@@ -230,3 +230,33 @@ def test_a_corrupt_keyring_entry_says_how_to_recover(
     store = CredentialStore.open(tmp_path, env={"OPENPISTA_CREDENTIALS_BACKEND": "keyring"})
     with pytest.raises(CredentialStoreError, match="openpista auth logout openai"):
         store.get("openai")
+
+
+def test_a_home_with_nothing_stored_is_answered_without_importing_keyring(
+    tmp_path: Path,
+) -> None:
+    # What every `run -e` with a key in the environment asks first: it must stay cheap and
+    # must never make a desktop keyring ask to be unlocked.
+    script = (
+        "import sys\n"
+        "from openpista.providers.signin.stored import stored_auth\n"
+        "print(stored_auth('openai'), 'keyring' in sys.modules)\n"
+    )
+    env = {**os.environ, "OPENPISTA_HOME": str(tmp_path)}
+    env.pop("OPENPISTA_CREDENTIALS_BACKEND", None)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+
+    assert done.stdout.strip() == "None False", done.stderr
+
+
+def test_a_stored_file_is_found_by_the_fast_path(tmp_path: Path) -> None:
+    env = {"OPENPISTA_CREDENTIALS_BACKEND": "file"}
+    assert CredentialStore.open_if_used("together", tmp_path, env) is None
+    CredentialStore.open(tmp_path, env).put(
+        Credential(provider="together", method="api_key", access_token="tg-key")
+    )
+
+    store = CredentialStore.open_if_used("together", tmp_path, env)
+
+    assert store is not None
+    assert store.get("together") is not None

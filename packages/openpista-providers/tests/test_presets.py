@@ -205,7 +205,15 @@ def test_settings_timeout_reaches_the_provider(server: FakeChatCompletionsServer
 
 
 def test_the_presets_table_lists_what_model_list_needs() -> None:
-    assert list(PRESETS) == ["openai", "anthropic", "together", "ollama", "openrouter", "custom"]
+    assert list(PRESETS) == [
+        "openai",
+        "anthropic",
+        "together",
+        "ollama",
+        "openrouter",
+        "copilot",
+        "custom",
+    ]
     assert PRESETS["openai"].needs_key and PRESETS["openai"].key_env == "OPENAI_API_KEY"
     assert not PRESETS["ollama"].needs_key and PRESETS["ollama"].base_url_env == "OLLAMA_BASE_URL"
     assert PRESETS["custom"].base_url == ""

@@ -36,7 +36,8 @@ def provider_is_authenticated(config: Config, name: str) -> bool:
         return True
     from openpista.providers.credentials import CredentialStore
 
-    if CredentialStore.open().get(name) is not None:
+    store = CredentialStore.open_if_used(name)
+    if store is not None and store.get(name) is not None:
         return True
     preset = PRESETS.get(name)
     return preset is not None and not preset.needs_key

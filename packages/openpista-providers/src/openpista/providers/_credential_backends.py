@@ -14,6 +14,7 @@ from typing import Any, cast
 from openpista.core.errors import ConfigError
 from openpista.providers._file_lock import exclusive_lock
 from openpista.providers.credentials import (
+    KEYRING_MARKER_NAME,
     KEYRING_SERVICE,
     Credential,
     CredentialBackend,
@@ -218,8 +219,7 @@ class KeyringBackend(CredentialBackend):
                 "write", self._keyring.set_password, KEYRING_SERVICE, credential.provider, value
             )
             index = self._index()
-            if credential.provider not in index:
-                self._save_index([*index, credential.provider])
+            self._save_index([*index, credential.provider])
 
     def remove(self, provider: str) -> bool:
         with exclusive_lock(self.lock_path):
@@ -247,6 +247,10 @@ class KeyringBackend(CredentialBackend):
     def _save_index(self, names: list[str]) -> None:
         value = json.dumps(sorted(set(names)))
         self._call("write", self._keyring.set_password, KEYRING_SERVICE, _INDEX_ENTRY, value)
+        # The same names beside the lock file, so that a run can tell without the keyring
+        # that nothing is stored for its provider (CredentialStore.open_if_used).
+        marker = self.lock_path.with_name(KEYRING_MARKER_NAME)
+        marker.write_text("".join(f"{name}\n" for name in sorted(set(names))), encoding="utf-8")
 
     def _call(self, action: str, function: Any, *args: str) -> Any:
         try:

@@ -329,7 +329,8 @@ class HttpApi:
             )
             from openpista.providers.catalog import unknown_model_hint
 
-            known = unknown_model_hint(name, model)
+            # A base URL missing its /v1 is the likelier cause: then no list of models.
+            known = "" if hint else unknown_model_hint(name, model)
             text = (
                 f"{name}: model '{model}' or URL {response.request.url} not found (HTTP 404: "
                 f"{message}); check the model name and providers.{name}.base_url{hint}"

@@ -72,7 +72,10 @@ def stored_auth(provider: str, store: CredentialStore | None = None) -> StoredAu
     `store` defaults to `CredentialStore.open()` (OPENPISTA_HOME, the configured backend).
     Raises ConfigError or CredentialStoreError when the store cannot be read.
     """
-    store = CredentialStore.open() if store is None else store
+    if store is None:
+        store = CredentialStore.open_if_used(provider)
+        if store is None:
+            return None
     credential = store.get(provider)
     if credential is None:
         return None
