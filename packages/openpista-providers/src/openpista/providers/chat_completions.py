@@ -208,8 +208,9 @@ class _StreamedReply:
                 if isinstance(fragment, dict):
                     self._add_tool_call_fragment(fragment)
         legacy = delta.get("function_call")
-        if isinstance(legacy, dict):
-            # The pre-tools spelling: one call, no id, no index.
+        if isinstance(legacy, dict) and not tool_calls:
+            # The pre-tools spelling: one call, no id, no index. llama.cpp's Python server
+            # sends it beside `tool_calls` in every chunk: then it is the same call twice.
             self._add_tool_call_fragment({"index": 0, "function": legacy})
         piece = _text_of(delta.get("content"))
         if piece:
@@ -239,6 +240,20 @@ class _StreamedReply:
         elif arguments is not None:
             call.arguments.append(json.dumps(arguments))
 
+    def calls_complete(self) -> bool:
+        """Whether tool calls arrived and each has a name and arguments that parse as JSON:
+        what a stream that ends without a finish reason must show to be taken as finished."""
+        if not self._calls:
+            return False
+        for call in self._calls.values():
+            try:
+                json.loads("".join(call.arguments) or "{}")
+            except ValueError:
+                return False
+            if not call.name:
+                return False
+        return True
+
     def response(self, *, interrupted: bool = False) -> ChatResponse:
         """The reply so far. `interrupted`: the stream broke off, so half-made tool calls are
         dropped and the reply is marked as cut."""
@@ -260,6 +275,10 @@ class _StreamedReply:
             usage=self.usage,
             model=self.model,
         )
+
+
+class _EmptyStream(Exception):
+    """A streaming request answered 200 with no events at all."""
 
 
 class ChatCompletionsProvider:
@@ -352,9 +371,27 @@ class ChatCompletionsProvider:
                 lambda: self._complete_once(body, model, internal_names)
             )
         handler = on_delta
-        return await self._api.retrying(
-            lambda: self._stream_once(body, model, internal_names, handler)
-        )
+        try:
+            return await self._api.retrying(
+                lambda: self._stream_once(body, model, internal_names, handler)
+            )
+        except _EmptyStream:
+            # llama.cpp's Python server answers with headers and no events when the request
+            # fails after they went out (a tool call chosen while streaming, which its
+            # function-calling format cannot stream; a prompt over the context window).
+            # Nothing was shown, so asking again unstreamed costs no duplicate text, and gets
+            # the reply, or the server's own error with its status.
+            log.warning(
+                "%s: the streamed reply came back empty; asking again without streaming",
+                self.name,
+            )
+            unstreamed = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+            response = await self._api.retrying(
+                lambda: self._complete_once(unstreamed, model, internal_names)
+            )
+            if response.message.content:
+                await handler(response.message.content)
+            return response
 
     async def _complete_once(
         self, body: dict[str, Any], model: str, internal_names: Mapping[str, str]
@@ -394,10 +431,18 @@ class ChatCompletionsProvider:
             await self._api.discard_connections()
             return reply.response(interrupted=True)
         if not saw_chunk:
+            # The connection may hold the rest of a failed response: never reuse it.
             await self._api.discard_connections()
-            raise self._api.wrong_api_error(
-                self._url, "no chat-completion chunks to the streaming request"
-            )
+            raise _EmptyStream
+        if reply.finish_reason is None and not reply.calls_complete():
+            # Every server says why a reply ended in its last chunk; a stream that stops
+            # without saying so was cut (llama.cpp's server sends `[DONE]` and hangs up when
+            # another request interrupts it).
+            await self._api.discard_connections()
+            if not text_shown:
+                raise TransientFailure("broken", "the stream ended before the reply was finished")
+            log.warning("%s: the stream ended before the reply was finished", self.name)
+            return reply.response(interrupted=True)
         return reply.response()
 
     def _raise_for_error_object(self, data: dict[str, Any], *, streaming: bool = False) -> None:
