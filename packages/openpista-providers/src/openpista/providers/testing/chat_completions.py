@@ -32,7 +32,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
-from typing import Any
+from typing import Any, Literal
+
+from openpista.providers.testing import llamacpp
 
 TOOL_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 """What the real API accepts as a function name."""
@@ -48,6 +50,13 @@ class FakeReply:
     `cut_after_chunks` makes a streamed reply break off (connection closed) after that many
     SSE events; `raw_body` is sent verbatim instead of a chat completion, to play a server
     that answers nonsense.
+
+    For the llama.cpp dialect (see `openpista.providers.testing.llamacpp`):
+    `interrupt_after_chunks` sends `data: [DONE]` after that many events and tears the
+    connection down, as llama.cpp does when another request interrupts the stream;
+    `empty_stream` answers 200 with no events; `stream_tool_calls` streams tool calls even
+    under `tool_choice: "auto"` (the real server sends an empty stream then);
+    `legacy_function_call` sends a call only as the pre-tools `function_call`.
     """
 
     text: str = ""
@@ -57,7 +66,18 @@ class FakeReply:
     retry_after: float | str | None = None
     cut_after_chunks: int | None = None
     raw_body: str | None = None
+    interrupt_after_chunks: int | None = None
+    empty_stream: bool = False
+    stream_tool_calls: bool = False
+    legacy_function_call: bool = False
 
+
+Dialect = Literal["openai", "llamacpp"]
+"""Which server the fake plays: OpenAI's API, or llama.cpp's (llama-cpp-python) server."""
+
+IGNORED_TOOLS_TEXT = "I cannot run anything for you."
+"""The llama.cpp dialect's answer to a scripted tool call when tools went without tool_choice
+(the real server does not let the model see them)."""
 
 Responder = Callable[[dict[str, Any]], FakeReply]
 """Answers a request body (parsed JSON) when the script queue is empty."""
@@ -121,9 +141,12 @@ class FakeChatCompletionsServer:
         models: Sequence[str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        dialect: Dialect = "openai",
     ) -> None:
         """`models`, when given, are the only ones served (others get the API's 404);
-        `require_api_key` makes requests without `Authorization: Bearer <it>` fail with 401."""
+        `require_api_key` makes requests without `Authorization: Bearer <it>` fail with 401;
+        `dialect="llamacpp"` answers as llama.cpp's Python server does (its module says how)."""
+        self.dialect: Dialect = dialect
         self.responder = responder
         self.require_api_key = require_api_key
         self.models = list(models) if models is not None else None
@@ -339,6 +362,9 @@ class _Handler(BaseHTTPRequestHandler):
         body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
         headers = {name.lower(): value for name, value in self.headers.items()}
         self.fake._record(RecordedRequest("POST", self.path, headers, body))
+        if self.fake.dialect == "llamacpp":
+            self._answer_as_llamacpp(headers, body)
+            return
         try:
             self._check_api_key(headers)
             if not isinstance(parsed, dict):
@@ -363,6 +389,35 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_stream(body, reply)
         else:
             self._send_json(reply.status, self._completion(body, reply))
+
+    def _answer_as_llamacpp(self, headers: Mapping[str, str], body: dict[str, Any]) -> None:
+        expected = self.fake.require_api_key
+        if expected is not None and headers.get("authorization") != f"Bearer {expected}":
+            self._send_json(401, llamacpp.error_payload(401, "Invalid API key"))
+            return
+        try:
+            llamacpp.validate_request(body)
+        except llamacpp.LlamaCppError as error:
+            self._send_json(error.status, llamacpp.error_payload(error.status, error.message))
+            return
+        reply = self.fake._next_reply(body)
+        if reply.tool_calls and llamacpp.tools_ignored(body):
+            reply = FakeReply(text=reply.text or IGNORED_TOOLS_TEXT)
+        if reply.raw_body is not None:
+            self._send_bytes(reply.status, reply.raw_body.encode(), "text/plain; charset=utf-8")
+        elif reply.status >= 400:
+            message = reply.error_message or "scripted error"
+            self._send_json(reply.status, llamacpp.error_payload(reply.status, message))
+        elif body.get("stream"):
+            self._start_event_stream()
+            for frame in llamacpp.stream_frames(body, reply):
+                if frame is None:  # llamacpp.HANG_UP
+                    self._hang_up()
+                    return
+                self._write_chunk(frame.encode())
+            self._write_chunk(b"")
+        else:
+            self._send_json(200, llamacpp.completion(body, reply, _usage(body, reply)))
 
     # -- API checks -----------------------------------------------------------------------
 
@@ -412,12 +467,15 @@ class _Handler(BaseHTTPRequestHandler):
             "usage": _usage(body, reply),
         }
 
-    def _send_stream(self, body: dict[str, Any], reply: FakeReply) -> None:
+    def _start_event_stream(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+
+    def _send_stream(self, body: dict[str, Any], reply: FakeReply) -> None:
+        self._start_event_stream()
         for sent, event in enumerate(self._stream_events(body, reply)):
             if reply.cut_after_chunks is not None and sent >= reply.cut_after_chunks:
                 self._hang_up()
