@@ -381,7 +381,7 @@ class ChatCompletionsProvider:
             # function-calling format cannot stream; a prompt over the context window).
             # Nothing was shown, so asking again unstreamed costs no duplicate text, and gets
             # the reply, or the server's own error with its status.
-            log.warning(
+            log.info(
                 "%s: the streamed reply came back empty; asking again without streaming",
                 self.name,
             )
