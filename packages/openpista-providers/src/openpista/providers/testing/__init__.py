@@ -4,7 +4,8 @@ Each is a real HTTP server on 127.0.0.1 in a background thread, so it serves an 
 subprocess as readily as an in-process client, and it checks requests the way the real API
 does. One module per protocol:
 
-- `chat_completions`: OpenAI chat completions (`FakeChatCompletionsServer`).
+- `chat_completions`: OpenAI chat completions (`FakeChatCompletionsServer`); with
+  `dialect="llamacpp"` it answers as llama.cpp's Python server does (module `llamacpp`).
 - `oauth`: every sign-in flow's authorization server (`FakeAuthorizationServer`), and
   `BrowserConsole`, a person with a browser driving a flow.
 - `responses`: the OpenAI Responses API (`FakeResponsesServer`).
@@ -22,7 +23,9 @@ from openpista.providers.testing.anthropic import (
     RecordedAnthropicRequest,
 )
 from openpista.providers.testing.chat_completions import (
+    IGNORED_TOOLS_TEXT,
     TOOL_NAME_PATTERN,
+    Dialect,
     FakeChatCompletionsServer,
     FakeReply,
     RecordedRequest,
@@ -47,9 +50,11 @@ from openpista.providers.testing.responses import (
 )
 
 __all__ = [
+    "IGNORED_TOOLS_TEXT",
     "TOOL_NAME_PATTERN",
     "AnthropicResponder",
     "BrowserConsole",
+    "Dialect",
     "FakeAnthropicReply",
     "FakeAnthropicServer",
     "FakeAuthorizationServer",

@@ -727,6 +727,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 (the default) picks a free port")
     parser.add_argument("--require-api-key", metavar="KEY", help="refuse other keys with 401")
     parser.add_argument(
+        "--dialect",
+        choices=("openai", "llamacpp"),
+        default="openai",
+        help="answer as OpenAI's API (the default) or as llama.cpp's Python server",
+    )
+    parser.add_argument(
         "--model", action="append", dest="models", help="serve only this model (repeatable)"
     )
     args = parser.parse_args(argv)
@@ -736,6 +742,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         models=args.models,
         host=args.host,
         port=args.port,
+        dialect=args.dialect,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:
