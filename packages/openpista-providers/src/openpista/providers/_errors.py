@@ -36,7 +36,38 @@ def api_error_message(body: bytes) -> str:
     except ValueError:
         return one_line(text) or "no error message"
     message = _message_in(data)
+    if message and _PYDANTIC_ERRORS.match(message):
+        summary = _pydantic_summary(message)
+        message = f"validation error: {summary}" if summary else message
     return one_line(message) if message else one_line(text)
+
+
+# llama-cpp-python's server answers a request its pydantic model refuses with a 500 whose
+# message is the errors as Python reprs, one per member of a union ("7 validation errors:
+# {'type': 'literal_error', 'loc': ('body', 'messages', 1, 'ChatCompletionRequestSystemMessage',
+# 'role'), 'msg': "Input should be 'system'", ...} ..."): the telling one is buried.
+_PYDANTIC_ERRORS = re.compile(r"\d+ validation errors?:")
+_PYDANTIC_ENTRY = re.compile(r"'loc': \(([^)]*)\), 'msg': (\"[^\"]*\"|'[^']*')")
+
+
+def _pydantic_summary(message: str) -> str:
+    """`messages.1.content: Input should be a valid string`: each error as where and what,
+    leaving out the union members whose role did not match (the message was not one)."""
+    entries: list[tuple[list[str], str]] = []
+    for loc, msg in _PYDANTIC_ENTRY.findall(message):
+        parts = [part.strip().strip("'\"") for part in loc.split(",") if part.strip()]
+        entries.append((parts, msg[1:-1]))
+    not_meant = {parts[-2] for parts, msg in entries if len(parts) >= 2 and parts[-1] == "role"}
+    found: list[str] = []
+    for parts, msg in entries:
+        if len(parts) >= 2 and parts[-2] in not_meant:
+            continue
+        # Field names are lower-case; the union member's model name is not, and "body" is noise.
+        where = ".".join(p for p in parts if p != "body" and not p[:1].isupper())
+        text = f"{where}: {msg}" if where else msg
+        if text not in found:
+            found.append(text)
+    return "; ".join(found)
 
 
 def _message_in(data: Any) -> str:
