@@ -166,3 +166,44 @@ async def test_a_tight_budget_never_splits_a_call_from_its_result() -> None:
         calls = {c.id for m in request.messages for c in m.tool_calls}
         results = {m.tool_call_id for m in request.messages if m.role == "tool"}
         assert calls == results
+
+
+def test_call_ids_reused_across_rounds_are_made_distinct_with_their_results() -> None:
+    # A local model numbering its calls from 0 every round; Anthropic refuses the repeat.
+    history = [
+        Message("user", "list twice"),
+        Message("assistant", tool_calls=[ToolCall("call_0", "system.run", '{"command":"ls"}')]),
+        Message("tool", "a.txt", tool_call_id="call_0"),
+        Message("assistant", tool_calls=[ToolCall("call_0", "system.run", '{"command":"pwd"}')]),
+        Message("tool", "/home", tool_call_id="call_0"),
+        Message("assistant", tool_calls=[ToolCall("call_0", "system.run", "{}")]),
+        Message("tool", "x", tool_call_id="call_0"),
+    ]
+
+    repaired = repair_tool_pairs(history)
+
+    call_ids = [call.id for message in repaired for call in message.tool_calls]
+    result_ids = [message.tool_call_id for message in repaired if message.role == "tool"]
+    assert call_ids == ["call_0", "call_0_2", "call_0_3"]
+    assert result_ids == call_ids
+    assert [m.content for m in repaired if m.role == "tool"] == ["a.txt", "/home", "x"]
+    # The stored messages are untouched.
+    assert history[3].tool_calls[0].id == "call_0"
+    assert history[4].tool_call_id == "call_0"
+
+
+def test_a_renamed_id_never_takes_an_id_used_elsewhere() -> None:
+    history = [
+        Message("assistant", tool_calls=[ToolCall("c", "a"), ToolCall("c", "b")]),
+        Message("tool", "1", tool_call_id="c"),
+        Message("tool", "2", tool_call_id="c"),
+        Message("assistant", tool_calls=[ToolCall("c_2", "d")]),
+        Message("tool", "3", tool_call_id="c_2"),
+    ]
+
+    repaired = repair_tool_pairs(history)
+
+    call_ids = [call.id for message in repaired for call in message.tool_calls]
+    assert len(set(call_ids)) == 3
+    assert call_ids[0] == "c" and call_ids[2] == "c_2"
+    assert [m.tool_call_id for m in repaired if m.role == "tool"] == call_ids

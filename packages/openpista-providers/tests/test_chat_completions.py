@@ -238,18 +238,35 @@ async def test_retries_429_honouring_retry_after_then_succeeds(
     assert len(server.requests) == 2
 
 
-async def test_retry_after_as_an_http_date_is_honoured_and_capped(
+async def test_retry_after_as_an_http_date_is_honoured(
     server: FakeChatCompletionsServer, make_provider: MakeProvider, delays: list[float]
 ) -> None:
-    in_an_hour = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
-    server.queue_error(429, "Rate limit reached", retry_after=in_an_hour)
-    server.queue_error(503, "overloaded", retry_after=in_an_hour)
+    in_a_few_seconds = format_datetime(datetime.now(UTC) + timedelta(seconds=5), usegmt=True)
+    server.queue_error(503, "overloaded", retry_after=in_a_few_seconds)
     server.queue_text("ok")
 
     response = await make_provider(backoff_cap_s=7.0).complete(ask("hi"))
 
     assert response.message.content == "ok"
-    assert delays == [7.0, 7.0]
+    assert len(delays) == 1 and 3 <= delays[0] <= 5
+
+
+async def test_a_retry_after_past_the_cap_is_not_waited_for(
+    server: FakeChatCompletionsServer, make_provider: MakeProvider, delays: list[float]
+) -> None:
+    in_an_hour = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
+    server.queue_error(429, "Rate limit reached", retry_after=in_an_hour)
+    server.queue_text("not asked for")
+
+    with pytest.raises(ProviderError) as caught:
+        await make_provider(backoff_cap_s=7.0).complete(ask("hi"))
+
+    # Waiting 7 s for a server that asked for an hour helps nobody: said at once (and a
+    # fallback model, when configured, answers instead).
+    assert "the server asks to wait 3600 s" in str(caught.value) or "wait 3599 s" in str(
+        caught.value
+    )
+    assert delays == []
 
 
 async def test_retries_a_server_error_with_backoff_then_succeeds_when_streaming(
@@ -348,7 +365,7 @@ async def test_a_refused_key_names_where_to_set_it_and_is_not_echoed(
     message = str(caught.value)
     assert message.startswith("openai: authentication failed (HTTP 401: ")
     assert message.endswith(
-        "the API key was refused: set a valid one in "
+        "the API key was refused: check "
         "OPENAI_API_KEY or providers.openai.api_key in config.toml"
     )
     assert "wrong-key-42" not in message

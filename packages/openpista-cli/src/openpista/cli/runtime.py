@@ -24,6 +24,7 @@ from openpista.core.config import (
     channel_names,
     channel_setting,
     expand_path,
+    normalise_provider,
     provider_settings,
 )
 from openpista.core.context import ContextBudget, resolve_budget
@@ -45,14 +46,29 @@ def _config_file(config: Config) -> str:
 
 def create_provider(config: Config, provider: str | None, model: str | None) -> LlmProvider:
     """The provider for a turn: the chosen one (`--provider`/`--model` over the config),
-    wrapped with `[agent] fallback_models` when there are any (each built only when needed)."""
+    wrapped with `[agent] fallback_models` when there are any (each built only when needed).
+
+    `--provider` naming another provider than the config's, without `--model`, gets that
+    provider's first known model: the config's model belongs to the config's provider.
+    """
     source, key = ("command line", "--provider") if provider else (_config_file(config), "")
+    if provider and model is None and normalise_provider(provider) != config.agent.provider:
+        model = default_model(normalise_provider(provider))
     primary = build_provider(config, provider, model, source=source, key=key or "agent.provider")
     if not config.agent.fallback_models:
         return primary
+    installed = plugins.available(plugins.PROVIDERS_GROUP)
     fallbacks: list[FallbackModel] = []
     for entry in config.agent.fallback_models:
         name, _, entry_model = entry.partition("/")
+        if name not in installed:
+            # Said now, not in the middle of an outage when the entry is first needed.
+            raise ConfigError(
+                _config_file(config),
+                "agent.fallback_models",
+                f"{entry!r}: no provider named {name!r} is installed; installed: "
+                f"{', '.join(installed)}",
+            )
         build = functools.partial(
             build_provider,
             config,
@@ -60,9 +76,19 @@ def create_provider(config: Config, provider: str | None, model: str | None) -> 
             entry_model,
             source=_config_file(config),
             key="agent.fallback_models",
+            active=False,
         )
         fallbacks.append(FallbackModel(entry, build))
     return FallbackProvider(primary, fallbacks)
+
+
+def default_model(provider: str) -> str | None:
+    """The model to use with `provider` when none is named: its first known one (None when
+    openpista knows none, e.g. custom: the config's model is kept)."""
+    from openpista.providers.catalog import known_models
+
+    known = known_models(provider)
+    return known[0] if known else None
 
 
 def build_provider(
@@ -72,10 +98,11 @@ def build_provider(
     *,
     source: str = "command line",
     key: str = "--provider",
+    active: bool = True,
 ) -> LlmProvider:
     """One provider, through its `openpista.providers` entry point; `source` and `key` say
-    where an unknown provider name came from."""
-    settings = provider_settings(config, provider, model)
+    where an unknown provider name came from; `active=False` for a fallback entry."""
+    settings = provider_settings(config, provider, model, active=active)
     installed = plugins.available(plugins.PROVIDERS_GROUP)
     if settings.name not in installed:
         raise ConfigError(

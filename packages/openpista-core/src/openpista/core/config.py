@@ -291,20 +291,37 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
 
 
 def provider_settings(
-    config: Config, provider: str | None = None, model: str | None = None
+    config: Config,
+    provider: str | None = None,
+    model: str | None = None,
+    *,
+    active: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> ProviderSettings:
     """The settings to build a provider from: the named (default: the active) provider's
     `[providers.NAME]` section, with `model` (default: `[agent] model`) and the agent timeout.
+
+    `active`: the provider is the one this run talks to (chosen by `--provider`, say), so
+    OPENPISTA_BASE_URL and OPENPISTA_API_KEY apply to it even when the config names another;
+    False for a fallback entry, which they never touch.
     """
     from openpista.core.provider import ProviderSettings
 
     name = normalise_provider(provider or config.agent.provider)
     section = config.providers.get(name, ProviderConfig())
+    base_url, api_key = section.base_url, section.api_key
+    if active and name != config.agent.provider:
+        # The loader gave these to the config's provider; this run's is another one.
+        env = os.environ if env is None else env
+        found_url = env_value(env, "OPENPISTA_BASE_URL")
+        found_key = env_value(env, "OPENPISTA_API_KEY")
+        base_url = found_url[1] if found_url else base_url
+        api_key = found_key[1] if found_key else api_key
     return ProviderSettings(
         name=name,
         model=model or config.agent.model,
-        base_url=section.base_url,
-        api_key=section.api_key,
+        base_url=base_url,
+        api_key=api_key,
         api=section.api,
         timeout_s=config.agent.timeout_s,
     )

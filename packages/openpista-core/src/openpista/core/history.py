@@ -4,7 +4,10 @@ A conversation may hold tool calls without results or results without calls: the
 budget left out a round's assistant message but not its results, a provider or model switch
 brought a history the new provider never made, a crash stored half a round. Chat-completions
 and Anthropic APIs refuse such a request with a 400. `repair_tool_pairs` strips the unpaired
-halves from what is sent; nothing stored changes.
+halves from what is sent; nothing stored changes. It also gives every call an id of its own
+across the conversation: local models that number their calls from 0 every round leave
+`call_0` several times in one history, which Anthropic refuses ("tool_use ids must be
+unique") once the conversation moves there.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ def repair_tool_pairs(messages: Sequence[Message]) -> list[Message]:
     stay: each provider skips what is not its own.
     """
     repaired: list[Message] = []
+    taken = {call.id for message in messages for call in message.tool_calls}
+    seen: set[str] = set()
     index = 0
     count = len(messages)
     while index < count:
@@ -57,6 +62,43 @@ def repair_tool_pairs(messages: Sequence[Message]) -> list[Message]:
             message.tool_calls = answered
             if not answered and not message.content.strip() and not message.parts:
                 continue
+        message, results = _distinct_ids(message, results, seen, taken)
         repaired.append(message)
         repaired.extend(results)
     return repaired
+
+
+def _distinct_ids(
+    message: Message, results: list[Message], seen: set[str], taken: set[str]
+) -> tuple[Message, list[Message]]:
+    """The assistant message and its results with each call id not `seen` before (renamed
+    `ID_2`, `ID_3`, ... where needed; never to an id `taken` elsewhere); `seen` grows."""
+    renamed: list[tuple[str, str]] = []  # (old, new) per call, in order
+    calls: list[ToolCall] = []
+    for call in message.tool_calls:
+        new_id = call.id
+        number = 2
+        while new_id in seen:
+            candidate = f"{call.id}_{number}"
+            number += 1
+            if candidate not in taken:
+                new_id = candidate
+        seen.add(new_id)
+        taken.add(new_id)
+        renamed.append((call.id, new_id))
+        calls.append(call if new_id == call.id else ToolCall(new_id, call.name, call.arguments))
+    if all(old == new for old, new in renamed):
+        return message, results
+    message = message.copy()
+    message.tool_calls = calls
+    pending = list(renamed)
+    fixed: list[Message] = []
+    for result in results:
+        match = next((pair for pair in pending if pair[0] == result.tool_call_id), None)
+        if match is not None:
+            pending.remove(match)
+            if match[1] != match[0]:
+                result = result.copy()
+                result.tool_call_id = match[1]
+        fixed.append(result)
+    return message, fixed

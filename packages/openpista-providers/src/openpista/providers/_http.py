@@ -64,6 +64,20 @@ _INVALID_REQUEST_WORDING = re.compile(
 )
 
 
+# How APIs say a model does not exist in a 400 (the Responses API: code model_not_found).
+_MODEL_UNKNOWN = re.compile(
+    r"model_not_found|model .{0,80} does not exist|unknown model|invalid model|"
+    r"model not found|no such model",
+    re.IGNORECASE,
+)
+
+
+def _is_web_page(response: httpx.Response) -> bool:
+    content_type = response.headers.get("content-type", "").lower()
+    start = response.content[:200].lstrip().lower()
+    return "text/html" in content_type or start.startswith((b"<!doctype html", b"<html"))
+
+
 class TransientFailure(Exception):
     """One attempt failed in a way worth retrying; a ProviderError once retries run out."""
 
@@ -217,7 +231,12 @@ class HttpApi:
             try:
                 return await attempt()
             except TransientFailure as failure:
-                if number >= self._retry.max_attempts:
+                asked = failure.retry_after_s
+                if number >= self._retry.max_attempts or (
+                    asked is not None and asked > self._retry.cap_s
+                ):
+                    # A server asking for a longer wait than we would ever make is not
+                    # waited for at all: say so now (a fallback model can answer instead).
                     raise self.gave_up_error(failure, number) from failure
                 delay = self._retry.delay_s(number, failure.retry_after_s)
                 log.info(
@@ -301,8 +320,10 @@ class HttpApi:
 
     def raise_for_status(self, response: httpx.Response, model: str) -> NoReturn:
         status = response.status_code
-        message = self.scrub(api_error_message(response.content))
         name = self.name
+        web_page = _is_web_page(response)
+        # A page's markup says nothing useful in one line (a proxy's 502 page, say).
+        message = "a web page" if web_page else self.scrub(api_error_message(response.content))
         if status in RETRYABLE_STATUS_CODES and not (
             status >= 500 and _INVALID_REQUEST_WORDING.search(message)
         ):
@@ -312,11 +333,20 @@ class HttpApi:
                 status_code=status,
                 retry_after_s=retry_after_s(response.headers),
             )
+        if web_page and status not in (401, 403, 404):
+            # A web server, not an LLM API: asking again will not make it one.
+            raise ProviderError(
+                f"{name}: {response.request.url} answered HTTP {status} with a web page, not "
+                f"an API error; check that providers.{name}.base_url points at "
+                f"{self.describe.what}",
+                provider=name,
+                status_code=status,
+            )
         if status in (401, 403):
             if self.signed_in:
                 what = f"the stored sign-in was refused: run `openpista auth login {name}`"
             elif self._api_key:
-                what = f"the API key was refused: set a valid one in {self.key_setting}"
+                what = f"the API key was refused: check {self.key_setting}"
             else:
                 what = f"no API key was sent: set {self.key_setting}"
             text = f"{name}: authentication failed (HTTP {status}: {message}); {what}"
@@ -338,6 +368,13 @@ class HttpApi:
             )
         elif 400 <= status < 500:
             text = f"{name}: the API rejected the request (HTTP {status}): {message}"
+            if _MODEL_UNKNOWN.search(message) or _MODEL_UNKNOWN.search(
+                response.content.decode("utf-8", errors="replace")[:2000]
+            ):
+                from openpista.providers.catalog import unknown_model_hint
+
+                known = unknown_model_hint(name, model)
+                text = f"{text.rstrip('.')}; {known}" if known else text
         elif status >= 500:
             text = (
                 f"{name}: the server refused the request as invalid (HTTP {status}: {message}); "
@@ -391,9 +428,15 @@ class HttpApi:
                 f"({tries}); try again later or raise [agent] timeout_s"
             )
         elif failure.status_code == 429:
+            asked = failure.retry_after_s
+            wait = (
+                f"the server asks to wait {asked:.0f} s"
+                if asked is not None and asked > self._retry.cap_s
+                else "wait a minute and try again"
+            )
             text = (
-                f"{name}: rate limited (HTTP 429: {failure.detail}), {tries}; wait a minute "
-                "and try again, or check your plan's rate limits"
+                f"{name}: rate limited (HTTP 429: {failure.detail}), {tries}; {wait}, or check "
+                "your plan's rate limits"
             )
         elif failure.status_code is not None:
             text = (

@@ -11,8 +11,9 @@ from email.utils import parsedate_to_datetime
 
 Sleep = Callable[[float], Awaitable[None]]
 
-RETRYABLE_STATUS_CODES = frozenset({429}) | frozenset(range(500, 600))
-"""Rate limits and server errors: worth another try. Other 4xx would fail the same way again."""
+RETRYABLE_STATUS_CODES = frozenset({429}) | (frozenset(range(500, 600)) - {501, 505})
+"""Rate limits and server errors: worth another try. Other 4xx would fail the same way again,
+and so would 501 (the server does not do this at all) and 505."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -217,17 +217,17 @@ def protocol_for(settings: ProviderSettings) -> str:
 def _create(settings: ProviderSettings, env: Mapping[str, str]) -> LlmProvider:
     name = settings.name
     preset = PRESETS.get(name)
-    # The key: the configured one, else what `openpista auth login` stored, else the
-    # preset's environment variable (docs/authentication.md).
-    api_key = settings.api_key.strip()
+    # The key: one set explicitly (the config, or an environment variable, which the config
+    # loader merged into it), else what `openpista auth login` stored (docs/authentication.md).
+    api_key = resolve_api_key(name, settings.api_key, env)
+    where = _key_source(name, api_key, env)
     auth: AuthHeaders | None = None
     stored = None if api_key else _stored_auth(name)
     if stored is not None and stored.method == "api_key":
         api_key = stored.api_key
+        where = f"the key stored by `openpista auth login {name}` (run it again to replace it)"
     elif stored is not None:
         auth = stored.headers
-    if not api_key and auth is None:
-        api_key = resolve_api_key(name, "", env)
     protocol = protocol_for(settings)
     if auth is not None and name == "openai" and not settings.api.strip():
         # A ChatGPT subscription speaks the Responses API on its own backend.
@@ -265,10 +265,19 @@ def _create(settings: ProviderSettings, env: Mapping[str, str]) -> LlmProvider:
         api_key=api_key,
         auth=auth,
         timeout_s=settings.timeout_s,
-        key_setting=key_setting(name),
+        key_setting=where,
         headers=_OPENROUTER_HEADERS if name == "openrouter" else None,
     )
     return provider
+
+
+def _key_source(name: str, api_key: str, env: Mapping[str, str]) -> str:
+    """Where the key in use came from, as errors about it must say (the setting to fix)."""
+    preset = PRESETS.get(name)
+    for variable in ("OPENPISTA_API_KEY", preset.key_env if preset else ""):
+        if variable and api_key and env.get(variable, "").strip() == api_key:
+            return variable
+    return key_setting(name)
 
 
 def _stored_auth(name: str) -> StoredAuth | None:
