@@ -86,5 +86,5 @@ async def test_an_unknown_model_in_a_400_lists_the_known_ones(
         await make_provider(model="nosuch").complete(HI)
 
     message = str(caught.value)
-    assert "HTTP 400): The requested model 'nosuch' does not exist." in message
+    assert "HTTP 400): The requested model 'nosuch' does not exist; known" in message
     assert "known models for openai: " in message and "gpt-4.1-mini" in message
