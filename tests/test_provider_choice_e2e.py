@@ -38,3 +38,15 @@ def test_another_provider_without_a_model_gets_its_own_first_known_model(
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "Claude here."
         assert api.requests[-1]["model"] == known_models("anthropic")[0]
+
+
+def test_a_mistyped_provider_section_is_refused_naming_the_likely_one(
+    openpista: Openpista,
+) -> None:
+    openpista.write_config('[providers.opnai]\napi_key = "sk-typo"\n')
+
+    done = openpista.run("run", "-e", "hi")
+
+    assert done.returncode == 2
+    assert "providers.opnai: no provider named 'opnai' is installed" in done.stderr
+    assert "did you mean providers.openai?" in done.stderr

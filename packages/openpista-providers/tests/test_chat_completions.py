@@ -365,8 +365,7 @@ async def test_a_refused_key_names_where_to_set_it_and_is_not_echoed(
     message = str(caught.value)
     assert message.startswith("openai: authentication failed (HTTP 401: ")
     assert message.endswith(
-        "the API key was refused: check "
-        "OPENAI_API_KEY or providers.openai.api_key in config.toml"
+        "the API key was refused: check OPENAI_API_KEY or providers.openai.api_key in config.toml"
     )
     assert "wrong-key-42" not in message
     assert caught.value.status_code == 401

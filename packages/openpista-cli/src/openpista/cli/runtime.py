@@ -51,6 +51,7 @@ def create_provider(config: Config, provider: str | None, model: str | None) -> 
     `--provider` naming another provider than the config's, without `--model`, gets that
     provider's first known model: the config's model belongs to the config's provider.
     """
+    _check_provider_sections(config)
     source, key = ("command line", "--provider") if provider else (_config_file(config), "")
     if provider and model is None and normalise_provider(provider) != config.agent.provider:
         model = default_model(normalise_provider(provider))
@@ -80,6 +81,25 @@ def create_provider(config: Config, provider: str | None, model: str | None) -> 
         )
         fallbacks.append(FallbackModel(entry, build))
     return FallbackProvider(primary, fallbacks)
+
+
+def _check_provider_sections(config: Config) -> None:
+    """A `[providers.NAME]` naming no installed provider but close to one is a typo whose keys
+    would be ignored without a word: refused, as a mistyped channel section is."""
+    import difflib
+
+    installed = plugins.available(plugins.PROVIDERS_GROUP)
+    for name in config.providers:
+        if name in installed:
+            continue
+        close = difflib.get_close_matches(name, installed, n=1)
+        if close:
+            raise ConfigError(
+                _config_file(config),
+                f"providers.{name}",
+                f"no provider named {name!r} is installed (did you mean providers.{close[0]}?); "
+                f"installed: {', '.join(installed)}",
+            )
 
 
 def default_model(provider: str) -> str | None:
