@@ -3,16 +3,38 @@ server on 127.0.0.1 (litellm's `openai/` route speaks chat completions to any ba
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from openpista.core.errors import ProviderError
 from openpista.core.models import Message
 from openpista.core.provider import ChatRequest, ProviderSettings, ToolSpec
+from openpista.providers.credentials import Credential, CredentialStore
 from openpista.providers.testing import FakeChatCompletionsServer
-from openpista.providers.via_litellm import ROUTES, create_provider, litellm_model
+from openpista.providers.via_litellm import (
+    ROUTES,
+    LitellmProvider,
+    create_provider,
+    litellm_model,
+)
+
+KEY_VARIABLES = (
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "AZURE_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+    "AZURE_AD_TOKEN",
+    "AZURE_API_BASE",
+    "VERCEL_AI_GATEWAY_API_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_PROFILE",
+)
 
 SYSTEM_RUN = ToolSpec(
     name="system.run",
@@ -107,7 +129,8 @@ def test_without_the_extra_installed_the_error_says_how_to_install_it() -> None:
         "from openpista.core.models import Message\n"
         "from openpista.core.provider import ChatRequest, ProviderSettings\n"
         "from openpista.providers.via_litellm import create_provider\n"
-        "p = create_provider(ProviderSettings(name='gemini', model='gemini-2.5-flash'))\n"
+        "settings = ProviderSettings(name='gemini', model='gemini-2.5-flash', api_key='k')\n"
+        "p = create_provider(settings)\n"
         "try:\n"
         "    asyncio.run(p.complete(ChatRequest(messages=[Message(role='user', content='hi')])))\n"
         "except Exception as exc:\n"
@@ -137,3 +160,150 @@ def test_loading_the_entry_point_does_not_import_litellm() -> None:
         text=True,
     )
     assert done.stdout.strip() == "False"
+
+
+@pytest.fixture
+def no_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No key in the environment and an empty OPENPISTA_HOME: the home is returned."""
+    for variable in KEY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    home = tmp_path / "home"
+    monkeypatch.setenv("OPENPISTA_HOME", str(home))
+    monkeypatch.setenv("OPENPISTA_CREDENTIALS_BACKEND", "file")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return home
+
+
+@pytest.mark.parametrize(
+    ("name", "variable"), [("gemini", "GEMINI_API_KEY"), ("vercel", "VERCEL_AI_GATEWAY_API_KEY")]
+)
+def test_a_missing_key_is_refused_at_once_saying_where_to_put_one(
+    no_keys: Path, name: str, variable: str
+) -> None:
+    with pytest.raises(ProviderError) as caught:
+        create_provider(ProviderSettings(name=name, model="some-model"))
+
+    assert str(caught.value) == (
+        f"no API key for {name}: set {variable} or providers.{name}.api_key in config.toml, "
+        f"or run `openpista auth login {name}`"
+    )
+
+
+@pytest.mark.parametrize("variable", ["GEMINI_API_KEY", "GOOGLE_API_KEY"])
+def test_gemini_takes_either_variable_litellm_reads(
+    no_keys: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "g-key")
+
+    provider = create_provider(ProviderSettings(name="gemini", model="gemini-2.5-flash"))
+
+    assert provider.name == "gemini"
+
+
+def test_a_key_stored_by_auth_login_counts(no_keys: Path) -> None:
+    store = CredentialStore.open(no_keys, env={"OPENPISTA_CREDENTIALS_BACKEND": "file"})
+    store.put(Credential(provider="gemini", method="api_key", access_token="g-stored"))
+
+    provider = create_provider(ProviderSettings(name="gemini", model="gemini-2.5-flash"))
+
+    assert provider.name == "gemini"
+
+
+def test_azure_needs_a_key_and_an_endpoint(no_keys: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ProviderError, match=r"^no API key for azure: set AZURE_API_KEY or "):
+        create_provider(ProviderSettings(name="azure", model="deployment"))
+    with pytest.raises(ProviderError) as caught:
+        create_provider(ProviderSettings(name="azure", model="deployment", api_key="az-key"))
+    assert str(caught.value) == (
+        "no endpoint for azure: set AZURE_API_BASE or providers.azure.base_url in config.toml "
+        "(https://NAME.openai.azure.com), or run `openpista auth login azure`"
+    )
+
+    create_provider(
+        ProviderSettings(
+            name="azure", model="d", api_key="az-key", base_url="https://x.openai.azure.com"
+        )
+    )
+    monkeypatch.setenv("AZURE_API_KEY", "az-key")
+    monkeypatch.setenv("AZURE_API_BASE", "https://x.openai.azure.com")
+    create_provider(ProviderSettings(name="azure", model="deployment"))
+    # The endpoint stored by `auth login azure` beside the key is enough too.
+    monkeypatch.delenv("AZURE_API_BASE")
+    monkeypatch.delenv("AZURE_API_KEY")
+    store = CredentialStore.open(no_keys, env={"OPENPISTA_CREDENTIALS_BACKEND": "file"})
+    store.put(
+        Credential(
+            provider="azure",
+            method="api_key",
+            access_token="az-stored",
+            extra={"api_base": "https://x.openai.azure.com"},
+        )
+    )
+    create_provider(ProviderSettings(name="azure", model="deployment"))
+
+
+@pytest.mark.parametrize("name", ["bedrock", "litellm"])
+def test_bedrock_and_litellm_are_not_checked_before_the_request(no_keys: Path, name: str) -> None:
+    # AWS credentials may come from ~/.aws or an instance role; litellm/ names any vendor.
+    provider = create_provider(ProviderSettings(name=name, model="some-model"))
+
+    assert provider.name == name
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections: bound, never listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+# litellm's Gemini module, imported at the first Gemini request, trips a pydantic warning.
+@pytest.mark.filterwarnings("ignore:.* using the .ReadOnly. qualifier")
+@pytest.mark.parametrize(
+    ("name", "model", "path"), [("litellm", "openai/x", "/v1"), ("gemini", "gemini-2.5-flash", "")]
+)
+async def test_an_unreachable_server_is_said_so_in_one_line(
+    closed_port: int, name: str, model: str, path: str
+) -> None:
+    provider = create_provider(
+        ProviderSettings(
+            name=name,
+            model=model,
+            base_url=f"http://127.0.0.1:{closed_port}{path}",
+            api_key="k-test",
+        )
+    )
+    with pytest.raises(ProviderError) as caught:
+        await provider.complete(ChatRequest(messages=[Message(role="user", content="hi")]))
+
+    assert str(caught.value) == f"{name}: cannot reach the API (connection refused)"
+    assert caught.value.retryable and caught.value.status_code is None
+
+
+@pytest.mark.filterwarnings("ignore:.* using the .ReadOnly. qualifier")
+async def test_an_error_litellm_raises_itself_has_no_traceback_and_no_invented_status(
+    no_keys: Path,
+) -> None:
+    # Past the check at creation (a provider made directly): litellm's own refusal.
+    provider = LitellmProvider(name="gemini", model="gemini-2.5-flash", route=ROUTES["gemini"])
+    with pytest.raises(ProviderError) as caught:
+        await provider.complete(ChatRequest(messages=[Message(role="user", content="hi")]))
+
+    message = str(caught.value)
+    assert message.startswith("gemini: the request failed: Missing Gemini API key.")
+    assert "Traceback" not in message and "HTTP" not in message
+    assert "\n" not in message
+
+
+@pytest.mark.filterwarnings("ignore:.* using the .ReadOnly. qualifier")
+async def test_tls_to_a_plain_http_server_names_the_tls_failure_without_object_reprs() -> None:
+    with FakeChatCompletionsServer() as server:
+        root = server.base_url.replace("http://", "https://").removesuffix("/v1")
+        provider = create_provider(
+            ProviderSettings(name="gemini", model="gemini-2.5-flash", base_url=root, api_key="k")
+        )
+        with pytest.raises(ProviderError) as caught:
+            await provider.complete(ChatRequest(messages=[Message(role="user", content="hi")]))
+
+    assert str(caught.value) == "gemini: cannot reach the API (TLS failure: WRONG_VERSION_NUMBER)"

@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,14 @@ class LitellmRoute:
     key_env: str = ""
     """The variable litellm reads the key from (documented; litellm reads it itself)."""
     example_models: tuple[str, ...] = ()
+    other_key_envs: tuple[str, ...] = ()
+    """Further variables litellm takes the key from (Gemini's GOOGLE_API_KEY)."""
+    base_url_env: str = ""
+    """The variable litellm reads the endpoint from, where one is required (Azure's)."""
+    checked: bool = True
+    """Whether a provider made for this route is refused at once when no key is found.
+    Bedrock's AWS credentials may come from ~/.aws or an instance role, and `litellm/`
+    names any vendor: neither can be checked here."""
 
 
 ROUTES: Mapping[str, LitellmRoute] = MappingProxyType(
@@ -52,16 +61,24 @@ ROUTES: Mapping[str, LitellmRoute] = MappingProxyType(
             "gemini/",
             "GEMINI_API_KEY",
             ("gemini-2.5-flash", "gemini-2.5-pro"),
+            other_key_envs=("GOOGLE_API_KEY",),
         ),
         "azure": LitellmRoute(
-            "azure", "Azure OpenAI", "azure/", "AZURE_API_KEY", ("your-deployment-name",)
+            "azure",
+            "Azure OpenAI",
+            "azure/",
+            "AZURE_API_KEY",
+            ("your-deployment-name",),
+            other_key_envs=("AZURE_OPENAI_API_KEY", "AZURE_AD_TOKEN"),
+            base_url_env="AZURE_API_BASE",
         ),
         "bedrock": LitellmRoute(
             "bedrock",
             "AWS Bedrock",
             "bedrock/",
-            "AWS_SECRET_ACCESS_KEY",
+            "AWS_ACCESS_KEY_ID",
             ("anthropic.claude-sonnet-4-5-20250929-v1:0",),
+            checked=False,
         ),
         "vercel": LitellmRoute(
             "vercel",
@@ -71,7 +88,12 @@ ROUTES: Mapping[str, LitellmRoute] = MappingProxyType(
             ("openai/gpt-4.1-mini", "anthropic/claude-sonnet-4"),
         ),
         "litellm": LitellmRoute(
-            "litellm", "litellm (any model it knows)", "", "", ("gemini/gemini-2.5-flash",)
+            "litellm",
+            "litellm (any model it knows)",
+            "",
+            "",
+            ("gemini/gemini-2.5-flash",),
+            checked=False,
         ),
     }
 )
@@ -80,7 +102,11 @@ ROUTES: Mapping[str, LitellmRoute] = MappingProxyType(
 # Tools never see these keys (AWS's are registered only when bedrock is used: the user's
 # own `aws` commands through system.run would miss them otherwise).
 register_secret_variables(
-    route.key_env for route in ROUTES.values() if route.key_env and route.name != "bedrock"
+    variable
+    for route in ROUTES.values()
+    if route.name != "bedrock"
+    for variable in (route.key_env, *route.other_key_envs)
+    if variable
 )
 
 _CLASS_PREFIX = re.compile(r"^(?:[\w.]*(?:Error|Exception)\s*(?:-|:)\s*)+")
@@ -96,8 +122,8 @@ _STATUS_WORDS = {
 
 
 def create_provider(settings: ProviderSettings) -> LlmProvider:
-    """The entry point of the litellm-served names: checks the settings now, imports litellm
-    at the first request."""
+    """The entry point of the litellm-served names: checks the settings now (a model, and for
+    Gemini, Azure and Vercel a key and endpoint), imports litellm at the first request."""
     route = ROUTES.get(settings.name, ROUTES["litellm"])
     if not settings.model:
         raise ProviderError(
@@ -111,6 +137,13 @@ def create_provider(settings: ProviderSettings) -> LlmProvider:
     extra: dict[str, str] = {}
     if not api_key:
         api_key, extra = _stored_key(settings.name)
+    _check_credentials(
+        settings.name,
+        route,
+        key=api_key,
+        base_url=settings.base_url.strip() or extra.get("api_base", ""),
+        env=os.environ,
+    )
     return LitellmProvider(
         name=settings.name,
         model=settings.model,
@@ -120,6 +153,67 @@ def create_provider(settings: ProviderSettings) -> LlmProvider:
         timeout_s=settings.timeout_s,
         extra_arguments=extra,
     )
+
+
+def how_to_authenticate(name: str) -> str:
+    """How the user gives provider `name` (a litellm route) its credentials, as error
+    messages and `openpista model list` say it."""
+    route = ROUTES.get(name, ROUTES["litellm"])
+    login = f"`openpista auth login {name}`"
+    if route.name == "bedrock":
+        return (
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or run on an "
+            f"instance with a role), or run {login}"
+        )
+    if route.name == "litellm" or not route.key_env:
+        return (
+            "set the variable litellm reads for the model's vendor (e.g. MISTRAL_API_KEY) "
+            f"or providers.{name}.api_key in config.toml"
+        )
+    return f"set {route.key_env} or providers.{name}.api_key in config.toml, or run {login}"
+
+
+def credentials_found(
+    name: str, configured_key: str = "", env: Mapping[str, str] | None = None
+) -> bool | None:
+    """Whether route `name` has a key in the config or in a variable litellm reads (a
+    stored sign-in aside): None when that cannot be told (`litellm/` names any vendor)."""
+    route = ROUTES.get(name, ROUTES["litellm"])
+    env = os.environ if env is None else env
+    if configured_key.strip():
+        return True
+    if route.name == "litellm":
+        return None
+    if route.name == "bedrock":
+        aws = Path(env.get("HOME", "~")).expanduser() / ".aws"
+        return bool(
+            env.get("AWS_ACCESS_KEY_ID", "").strip()
+            or env.get("AWS_PROFILE", "").strip()
+            or (aws / "credentials").is_file()
+            or (aws / "config").is_file()
+        )
+    return any(env.get(variable, "").strip() for variable in (route.key_env, *route.other_key_envs))
+
+
+def _check_credentials(
+    name: str, route: LitellmRoute, *, key: str, base_url: str, env: Mapping[str, str]
+) -> None:
+    """Refuse now what litellm would refuse after a network round (a missing key or Azure
+    endpoint), in the words the presets use."""
+    if not route.checked:
+        return
+    if not credentials_found(name, key, env):
+        raise ProviderError(
+            f"no API key for {name}: {how_to_authenticate(name)}",
+            provider=name,
+        )
+    if route.base_url_env and not (base_url or env.get(route.base_url_env, "").strip()):
+        raise ProviderError(
+            f"no endpoint for {name}: set {route.base_url_env} or providers.{name}.base_url "
+            f"in config.toml (https://NAME.openai.azure.com), or run "
+            f"`openpista auth login {name}`",
+            provider=name,
+        )
 
 
 # The values `openpista auth login` keeps beside a key, passed to litellm under their names.
@@ -242,34 +336,99 @@ class LitellmProvider:
         except Exception as exc:
             if not _is_litellm_error(litellm, exc):
                 raise
-            raise self._error(exc) from exc
+            raise self._error(litellm, exc) from exc
 
-    def _error(self, exc: Exception) -> ProviderError:
+    def _error(self, litellm: ModuleType, exc: Exception) -> ProviderError:
+        reason = _connection_failure(litellm, exc, self._timeout_s)
+        if reason is not None:
+            return ProviderError(
+                f"{self._name}: cannot reach the API ({reason})",
+                provider=self._name,
+                retryable=True,
+            )
         status = getattr(exc, "status_code", None)
         status = status if isinstance(status, int) else None
-        message = str(getattr(exc, "message", "") or exc)
-        if self._api_key:
-            message = message.replace(self._api_key, "***")
-        # litellm prefixes its messages with exception class names; keep the human part.
-        message = _CLASS_PREFIX.sub("", " ".join(message.split()))
-        if len(message) > 300:
-            message = message[:299] + "…"
+        if any(isinstance(link, litellm.exceptions.APIConnectionError) for link in _chain(exc)):
+            # litellm files every error it did not get from an HTTP answer (a missing key,
+            # a bug) as an APIConnectionError with status 500: no server said 500.
+            status = None
+        message = _readable(str(getattr(exc, "message", "") or exc), self._api_key)
         what = _STATUS_WORDS.get(status or 0, "the request failed")
         where = f" (HTTP {status})" if status else ""
         retryable = status is None or status == 429 or status >= 500
-        hint = ""
-        if status in (401, 403):
-            env = f"{self._route.key_env} or " if self._route.key_env else ""
-            hint = (
-                f"; check {env}providers.{self._name}.api_key, or run "
-                f"`openpista auth login {self._name}`"
-            )
+        hint = f"; {how_to_authenticate(self._name)}" if status in (401, 403) else ""
         return ProviderError(
             f"{self._name}: {what}{where}: {message}{hint}",
             provider=self._name,
             status_code=status,
             retryable=retryable,
         )
+
+
+# `<ssl.SSLContext object at 0x7f...>` (after aiohttp's "ssl:"): a repr, no help to anyone.
+_OBJECT_REPR = re.compile(r"(?:\b\w+:)?<[^<>]*\bobject at 0x[0-9a-fA-F]+>")
+
+
+def _readable(text: str, secret: str = "") -> str:
+    """litellm's error text as one line: no traceback (litellm appends one to some
+    messages), no object reprs, no exception class prefixes, no key."""
+    from openpista.providers._errors import one_line, scrub
+
+    text = text.split("Traceback", 1)[0]
+    text = scrub(_OBJECT_REPR.sub("", text), secret)
+    return one_line(_CLASS_PREFIX.sub("", " ".join(text.split()))) or "no error message"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and the exceptions it was raised from or wraps, outermost first."""
+    links: list[BaseException] = []
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        link = pending.pop(0)
+        if link is None or any(link is seen for seen in links):
+            continue
+        links.append(link)
+        original = getattr(link, "original_exception", None)
+        pending += [
+            original if isinstance(original, BaseException) else None,
+            link.__cause__,
+            link.__context__,
+        ]
+    return links
+
+
+def _connection_failure(litellm: ModuleType, exc: Exception, timeout_s: float) -> str | None:
+    """Why no answer came, in a few words, when `exc` is a connection failure or timeout;
+    None for errors an API (or litellm itself) reported."""
+    import socket
+    import ssl
+
+    import httpx
+    import openai
+
+    links = _chain(exc)
+    if any(isinstance(link, openai.APITimeoutError | httpx.TimeoutException) for link in links):
+        return f"no answer within {timeout_s:g} s"
+    own_wrapper = litellm.exceptions.APIConnectionError
+    transport = [
+        link
+        for link in links
+        if isinstance(link, httpx.TransportError | ConnectionError | socket.gaierror | ssl.SSLError)
+        or (isinstance(link, openai.APIConnectionError) and not isinstance(link, own_wrapper))
+        or "Cannot connect to host" in str(link)
+    ]
+    if not transport:
+        return None
+    for link in reversed(links):  # the innermost OS error says what really happened
+        if isinstance(link, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(link, socket.gaierror):
+            return "host name not found"
+        if isinstance(link, ssl.SSLError):
+            return f"TLS failure: {_readable(link.reason or str(link))}"
+        if isinstance(link, ConnectionError) and link.strerror:
+            return _readable(link.strerror).rstrip(".").lower()
+    return _readable(str(transport[-1]), "").rstrip(".")
 
 
 def _import_litellm(provider: str) -> ModuleType:
