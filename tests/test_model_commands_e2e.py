@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from openpista.providers.catalog import known_models
+from openpista.providers.signin.slots import find_slot
 from openpista.providers.testing import FakeChatCompletionsServer
 
 from .conftest import Openpista
@@ -37,7 +39,7 @@ def test_model_list_groups_by_provider_and_marks_what_is_usable(openpista: Openp
     openrouter = _section(result.stdout, "openrouter")
     assert openrouter[0] == (
         "openrouter (not authenticated: set OPENROUTER_API_KEY or providers.openrouter.api_key "
-        "in config.toml or run `openpista auth login openrouter`)"
+        "in config.toml, or run `openpista auth login openrouter`)"
     )
     ollama = _section(result.stdout, "ollama")
     assert ollama[0] == "ollama (✓ no key needed)"
@@ -45,6 +47,76 @@ def test_model_list_groups_by_provider_and_marks_what_is_usable(openpista: Openp
     assert [line.split()[0] for line in openrouter[1:]] == list(known_models("openrouter"))
     # No subcommand lists too.
     assert openpista.run("model").stdout == result.stdout
+
+
+LITELLM_VARIABLES = (
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "VERCEL_AI_GATEWAY_API_KEY",
+    "AZURE_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+    "AZURE_AD_TOKEN",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+)
+
+
+def test_every_provider_is_told_how_it_can_really_be_signed_in(openpista: Openpista) -> None:
+    for variable in LITELLM_VARIABLES:
+        openpista.env.pop(variable, None)
+
+    result = openpista.run("model", "list")
+
+    assert result.returncode == 0, result.stderr
+    headers = {
+        line.split(" (", 1)[0]: line
+        for line in result.stdout.splitlines()
+        if line and not line.startswith(" ")
+    }
+    assert headers["gemini"] == (
+        "gemini (not authenticated: set GEMINI_API_KEY or providers.gemini.api_key in "
+        "config.toml, or run `openpista auth login gemini`)"
+    )
+    assert headers["vercel"] == (
+        "vercel (not authenticated: set VERCEL_AI_GATEWAY_API_KEY or providers.vercel.api_key "
+        "in config.toml, or run `openpista auth login vercel`)"
+    )
+    # Copilot has no key to set; Bedrock takes AWS's variables.
+    assert headers["copilot"] == "copilot (not authenticated: run `openpista auth login copilot`)"
+    assert headers["bedrock"] == (
+        "bedrock (not authenticated: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or "
+        "AWS_PROFILE, or run `openpista auth login bedrock`)"
+    )
+    # litellm names any vendor: whether its key is there cannot be told.
+    assert headers["litellm"].startswith("litellm (key not checked: set the variable litellm")
+    # Every `auth login NAME` suggested is one `auth login` knows.
+    suggested = re.findall(r"`openpista auth login (\S+)`", result.stdout)
+    assert len(suggested) >= 8
+    assert [name for name in suggested if find_slot(name) is None] == []
+    assert "auth login litellm" not in result.stdout
+    assert "providers.copilot.api_key" not in result.stdout
+    assert "providers.bedrock.api_key" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("provider", "variable"),
+    [
+        ("gemini", "GEMINI_API_KEY"),
+        ("gemini", "GOOGLE_API_KEY"),
+        ("vercel", "VERCEL_AI_GATEWAY_API_KEY"),
+        ("bedrock", "AWS_ACCESS_KEY_ID"),
+    ],
+)
+def test_a_key_in_the_variable_litellm_reads_counts_as_authenticated(
+    openpista: Openpista, provider: str, variable: str
+) -> None:
+    for name in LITELLM_VARIABLES:
+        openpista.env.pop(name, None)
+    openpista.env[variable] = "key-from-the-environment"
+
+    result = openpista.run("model", "list")
+
+    assert _section(result.stdout, provider)[0] == f"{provider} (✓ authenticated)"
 
 
 def test_a_key_in_the_config_file_counts_as_authenticated(openpista: Openpista) -> None:

@@ -21,24 +21,46 @@ from openpista.providers.catalog import (
     unknown_model_hint,
 )
 from openpista.providers.presets import PRESETS, key_setting, resolve_api_key
+from openpista.providers.signin.slots import find_slot
+from openpista.providers.via_litellm import ROUTES, credentials_found
+from openpista.providers.via_litellm import how_to_authenticate as litellm_how_to_authenticate
 
 TEST_PROMPT = "Reply with one short sentence saying that you are working."
 
 
-def provider_is_authenticated(config: Config, name: str) -> bool:
-    """Whether openpista can talk to provider `name` as configured: a key in the config or
-    its environment variable, or a provider that needs none (ollama, custom).
+def how_to_authenticate(name: str) -> str:
+    """How the user gives provider `name` its credentials, in the words errors use:
+    litellm's routes say it themselves; a preset names its key's variable and setting, and
+    `auth login` where that command knows the provider."""
+    if name in ROUTES:
+        return litellm_how_to_authenticate(name)
+    if name == "copilot":  # a GitHub sign-in; there is no key to set
+        return "run `openpista auth login copilot`"
+    login = f", or run `openpista auth login {name}`" if find_slot(name) is not None else ""
+    return f"set {key_setting(name)}{login}"
 
-    The one place `model list` asks: stored sign-ins (`openpista auth login`) count too.
-    """
+
+def provider_is_authenticated(config: Config, name: str) -> bool | None:
+    """Whether openpista can talk to provider `name` as configured: a key in the config or
+    in a variable it is read from, a stored sign-in (`openpista auth login`), or a provider
+    that needs none (ollama, custom). None when that cannot be told (`litellm` reads each
+    vendor's own variable)."""
     section = config.providers.get(name)
-    if resolve_api_key(name, section.api_key if section is not None else ""):
+    configured = section.api_key if section is not None else ""
+    found: bool | None
+    if name in ROUTES:
+        found = credentials_found(name, configured)
+    else:
+        found = bool(resolve_api_key(name, configured))
+    if found:
         return True
     from openpista.providers.credentials import CredentialStore
 
     store = CredentialStore.open_if_used(name)
     if store is not None and store.get(name) is not None:
         return True
+    if name in ROUTES:
+        return found
     preset = PRESETS.get(name)
     return preset is not None and not preset.needs_key
 
@@ -46,8 +68,11 @@ def provider_is_authenticated(config: Config, name: str) -> bool:
 def _status(config: Config, name: str, installed: list[str]) -> str:
     if name not in installed:
         return "not installed"
-    if not provider_is_authenticated(config, name):
-        return f"not authenticated: set {key_setting(name)} or run `openpista auth login {name}`"
+    authenticated = provider_is_authenticated(config, name)
+    if authenticated is None:
+        return f"key not checked: {how_to_authenticate(name)}"
+    if not authenticated:
+        return f"not authenticated: {how_to_authenticate(name)}"
     preset = PRESETS.get(name)
     return "✓ no key needed" if preset is not None and not preset.needs_key else "✓ authenticated"
 

@@ -161,13 +161,10 @@ def how_to_authenticate(name: str) -> str:
     route = ROUTES.get(name, ROUTES["litellm"])
     login = f"`openpista auth login {name}`"
     if route.name == "bedrock":
-        return (
-            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or run on an "
-            f"instance with a role), or run {login}"
-        )
+        return f"set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or run {login}"
     if route.name == "litellm" or not route.key_env:
         return (
-            "set the variable litellm reads for the model's vendor (e.g. MISTRAL_API_KEY) "
+            "set the variable litellm reads for the model's vendor, e.g. MISTRAL_API_KEY, "
             f"or providers.{name}.api_key in config.toml"
         )
     return f"set {route.key_env} or providers.{name}.api_key in config.toml, or run {login}"
