@@ -13,6 +13,10 @@ CONFIG_ERROR_STATUS = 2
 FAILURE_STATUS = 1
 
 
+class StdoutClosed(Exception):
+    """The reader of stdout went away (a pipe into `head`); see main()."""
+
+
 def print_error(message: str) -> None:
     sys.stderr.write(f"openpista: error: {message}\n")
     sys.stderr.flush()
@@ -35,6 +39,10 @@ def report_errors(*, debug: bool) -> Iterator[None]:
     except KeyboardInterrupt:
         sys.stderr.write("\ninterrupted\n")
         raise SystemExit(130) from None
+    except BrokenPipeError:
+        # stdout's reader left (`openpista model list | head -1`): no error; main() ends
+        # quietly. Not re-raised as it is: click would swallow it (an OSError) with status 1.
+        raise StdoutClosed from None
     except (SystemExit, GeneratorExit):
         raise
     except Exception as exc:
