@@ -75,7 +75,7 @@ def test_openai_browser_sign_in_status_and_logout(cli: Openpista) -> None:
     url, said = _read_until(login, r"http://\S+/openai/oauth/authorize\?\S+")
     page = visit(url)  # what the user's browser does: authorize, then the local callback
     assert page.status_code == 200
-    assert "you can close this tab" in page.text
+    assert "Sign-in received" in page.text and "Return to your terminal" in page.text
     status, out, err = _finish(login)
     assert status == 0, err
     assert "Signed in to OpenAI (ChatGPT Plus/Pro subscription (browser sign-in))" in out

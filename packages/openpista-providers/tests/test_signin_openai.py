@@ -30,9 +30,10 @@ async def test_browser_sign_in_gets_tokens_account_id_and_api_key(
     assert chatgpt_account_id(credential.id_token) == "acct-fake-0001"
     assert auth_server.is_issued_api_key(credential.api_key)
     assert credential.expires_at is not None
-    # The browser landed on the local callback page, which said so.
+    # The browser landed on the local callback page, which sent the user back to the terminal.
     assert console.visited[-1].status_code == 200
-    assert "you can close this tab" in console.visited[-1].text
+    assert "Sign-in received" in console.visited[-1].text
+    assert "Return to your terminal" in console.visited[-1].text
     # The URL was shown, for machines without a browser.
     assert "/openai/oauth/authorize?" in console.said[0]
 
@@ -140,6 +141,28 @@ class _Refusing(BrowserConsole):
         state = query["state"][0]
         self.visited.append(visit(f"{callback}?error=access_denied&state={state}"))
         return True
+
+
+class _ForgedCode(BrowserConsole):
+    """A callback with the right state and a code the authorization server never issued."""
+
+    def open_browser(self, url: str) -> bool:
+        query = parse_qs(urlsplit(url).query)
+        callback = query["redirect_uri"][0].replace("localhost", "127.0.0.1")
+        self.visited.append(visit(f"{callback}?code=bogus&state={query['state'][0]}"))
+        return True
+
+
+async def test_the_callback_page_claims_no_success_before_the_code_is_exchanged(
+    auth_server: FakeAuthorizationServer,
+) -> None:
+    console = _ForgedCode()
+    with pytest.raises(SigninError):
+        await sign_in("openai", console, auth_server.endpoints(), timeout_s=30)
+
+    [page] = console.visited
+    assert "Signed in" not in page.text and "close this tab" not in page.text
+    assert "Return to your terminal" in page.text
 
 
 async def test_refused_authorization_is_one_clear_error(

@@ -101,7 +101,12 @@ class CallbackServer:
         if not first("code"):
             return 400, "No code", "The callback carried no authorization code."
         self._resolve(CallbackResult(code=first("code")))
-        return 200, "Signed in", "openpista is signed in; you can close this tab."
+        # Not "signed in" yet: the code is exchanged after this page is sent, and can fail.
+        return (
+            200,
+            "Sign-in received",
+            "Return to your terminal: openpista finishes the sign-in there.",
+        )
 
     def _resolve(self, result: CallbackResult) -> None:
         loop, future = self._loop, self._future
