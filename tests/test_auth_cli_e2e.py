@@ -215,3 +215,54 @@ def test_auth_help_and_status_import_nothing_heavy(cli: Openpista) -> None:
             [sys.executable, "-c", probe, *args], capture_output=True, text=True, env=cli.env
         )
         assert "HEAVY: []" in done.stderr, (args, done.stderr)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "tg-0123\x1b[201~456789\n",  # a terminal's bracketed-paste marker pasted along
+        "tg-0123\t456789\n",
+        "tg-0123–456789\n",  # a typographic dash from a web page
+        "tg-0123\u200b456789\n",  # a zero-width space
+    ],
+)
+def test_a_key_no_http_header_can_carry_is_refused_before_storing(
+    cli: Openpista, typed: str
+) -> None:
+    login = cli.run("auth", "login", "together", input=typed)
+
+    assert login.returncode == 1
+    assert login.stderr == (
+        "openpista: error: together: the key holds characters an HTTP header cannot carry "
+        "(a stray newline?); nothing stored\n"
+    )
+    assert "456789" not in login.stdout + login.stderr
+    assert not (cli.home / "credentials.toml").exists()
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["my-resource.openai.azure.com", "ftp://x.example", "https://"]
+)
+def test_azure_refuses_an_endpoint_that_is_no_http_url(cli: Openpista, endpoint: str) -> None:
+    login = cli.run("auth", "login", "azure", input=f"az-key-0000\n{endpoint}\n\n")
+
+    assert login.returncode == 1
+    assert login.stderr == (
+        "openpista: error: azure: the endpoint must be an http(s) URL such as "
+        "https://NAME.openai.azure.com; nothing stored\n"
+    )
+    assert not (cli.home / "credentials.toml").exists()
+
+
+def test_azure_stores_key_endpoint_and_version(cli: Openpista) -> None:
+    login = cli.run(
+        "auth", "login", "azure", input="az-key-0000\nhttps://x.openai.azure.com\n2024-10-21\n"
+    )
+
+    assert login.returncode == 0, login.stderr
+    stored = tomllib.loads((cli.home / "credentials.toml").read_text())["azure"]
+    assert stored["access_token"] == "az-key-0000"
+    assert stored["extra"] == {
+        "api_base": "https://x.openai.azure.com",
+        "api_version": "2024-10-21",
+    }

@@ -18,6 +18,7 @@ from openpista.providers.credentials import Credential, CredentialStore
 from openpista.providers.signin.slots import (
     CREDENTIAL_SLOTS,
     CredentialSlot,
+    KeyField,
     SigninMethod,
     find_slot,
 )
@@ -28,6 +29,10 @@ NOT_SIGNED_IN = "○"
 
 class SigninCancelled(OpenpistaError):
     """The user gave no answer where one was needed."""
+
+
+class UnusableValueError(OpenpistaError):
+    """A typed key or endpoint that could never work."""
 
 
 class UnknownProviderError(OpenpistaError):
@@ -138,9 +143,33 @@ def _read_key(slot: CredentialSlot, method: SigninMethod) -> Credential:
                 f"{slot.name}: no {field.prompt.split(' (')[0]} given; nothing stored"
             )
         if value:
+            _check_value(slot, field, value)
             values[field.name] = value
     key = values.pop("api_key")
     return Credential(provider=slot.name, method="api_key", access_token=key, extra=values)
+
+
+def _check_value(slot: CredentialSlot, field: KeyField, value: str) -> None:
+    """Refuse, before anything is stored, a value that could never work: a key with
+    characters no HTTP header carries (a pasted newline or escape sequence, a typographic
+    dash), an endpoint that is no http(s) URL. The value itself is never repeated."""
+    what = field.prompt.split(" (")[0]
+    if field.url:
+        from urllib.parse import urlsplit
+
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.hostname or not value.isascii():
+            example = field.prompt.partition("(")[2].rstrip(")") or "https://HOST"
+            raise UnusableValueError(
+                f"{slot.name}: the {what.lower()} must be an http(s) URL such as {example}; "
+                "nothing stored"
+            )
+    elif any(not " " <= character <= "~" for character in value):
+        noun = "key" if field.name == "api_key" or field.secret else what
+        raise UnusableValueError(
+            f"{slot.name}: the {noun} holds characters an HTTP header cannot carry "
+            "(a stray newline?); nothing stored"
+        )
 
 
 def _read_line(prompt: str) -> str:

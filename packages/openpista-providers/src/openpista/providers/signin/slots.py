@@ -24,6 +24,8 @@ class KeyField:
     secret: bool = True
     """Read without echo, never shown again."""
     optional: bool = False
+    url: bool = False
+    """An http(s) URL (an endpoint), not a value sent in a header."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,7 @@ CREDENTIAL_SLOTS: Mapping[str, CredentialSlot] = MappingProxyType(
                             "api_base",
                             "Endpoint (https://NAME.openai.azure.com)",
                             secret=False,
+                            url=True,
                         ),
                         KeyField(
                             "api_version",
