@@ -78,7 +78,10 @@ def test_openai_browser_sign_in_status_and_logout(cli: Openpista) -> None:
     assert "Sign-in received" in page.text and "Return to your terminal" in page.text
     status, out, err = _finish(login)
     assert status == 0, err
-    assert "Signed in to OpenAI (ChatGPT Plus/Pro subscription (browser sign-in))" in out
+    assert (
+        f"Signed in to OpenAI: ChatGPT Plus/Pro subscription, browser sign-in. "
+        f"The credential is stored in {cli.home / 'credentials.toml'}."
+    ) in out
 
     file = cli.home / "credentials.toml"
     assert stat.S_IMODE(file.stat().st_mode) == 0o600
@@ -161,13 +164,20 @@ def test_an_empty_key_stores_nothing(cli: Openpista) -> None:
 
 
 def test_picker_searches_by_typed_text(cli: Openpista) -> None:
-    # "open" matches openai, openrouter and the custom (OpenAI-compatible) server; 3 picks
-    # the third of those; custom takes a key.
+    # "open" matches openai, openrouter, the custom (OpenAI-compatible) server and Azure
+    # OpenAI, as docs/authentication.md says; 3 picks the third of those; custom takes a key.
     login = cli.run("auth", "login", input="open\n3\nsk-custom-key-000\n")
     assert login.returncode == 0, login.stderr
     assert "○ openai" in login.stdout  # the status dots
     assert 'Providers matching "open":' in login.stdout
-    assert "Signed in to Custom OpenAI-compatible server (API key)" in login.stdout
+    matching = login.stdout.split('Providers matching "open":')[1].split("Number or name")[0]
+    assert re.findall(r"^\s+\d+\. \S (\w+)", matching, re.MULTILINE) == [
+        "openai",
+        "openrouter",
+        "custom",
+        "azure",
+    ]
+    assert "Signed in to Custom OpenAI-compatible server: API key." in login.stdout
     stored = tomllib.loads((cli.home / "credentials.toml").read_text())
     assert stored["custom"]["access_token"] == "sk-custom-key-000"
 
@@ -175,7 +185,7 @@ def test_picker_searches_by_typed_text(cli: Openpista) -> None:
 def test_picker_then_method_choice(cli: Openpista) -> None:
     login = cli.run("auth", "login", input="anthropic\n2\nsk-ant-key-0000\n")
     assert login.returncode == 0, login.stderr
-    assert "1. Claude Pro/Max subscription (paste a code)" in login.stdout
+    assert "1. Claude Pro/Max subscription, paste a code" in login.stdout
     stored = tomllib.loads((cli.home / "credentials.toml").read_text())
     assert stored["anthropic"] == {"method": "api_key", "access_token": "sk-ant-key-0000"}
 

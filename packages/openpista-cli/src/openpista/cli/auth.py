@@ -60,8 +60,8 @@ def login(provider: str | None, method: str | None, *, no_browser: bool) -> None
         credential = _read_key(slot, chosen)
     store.put(credential)
     _say(
-        f"Signed in to {slot.display_name} ({chosen.label}); "
-        f"the credential is stored in {store.location}."
+        f"Signed in to {slot.display_name}: {chosen.label}. "
+        f"The credential is stored in {store.location}."
     )
 
 

@@ -35,6 +35,8 @@ class SigninMethod:
     kind: AuthMethod
     """"oauth": a browser or device sign-in; "api_key": the user types a key."""
     label: str
+    """Shown in the picker and after "Signed in to PROVIDER: " (no parentheses: it follows
+    the display name in running text)."""
     fields: tuple[KeyField, ...] = ()
     """For "api_key": what to ask, in order."""
 
@@ -63,25 +65,25 @@ CREDENTIAL_SLOTS: Mapping[str, CredentialSlot] = MappingProxyType(
         "openai": CredentialSlot(
             "openai",
             "OpenAI",
-            (SigninMethod("oauth", "ChatGPT Plus/Pro subscription (browser sign-in)"), _key()),
+            (SigninMethod("oauth", "ChatGPT Plus/Pro subscription, browser sign-in"), _key()),
             key_env="OPENAI_API_KEY",
         ),
         "anthropic": CredentialSlot(
             "anthropic",
             "Anthropic",
-            (SigninMethod("oauth", "Claude Pro/Max subscription (paste a code)"), _key()),
+            (SigninMethod("oauth", "Claude Pro/Max subscription, paste a code"), _key()),
             key_env="ANTHROPIC_API_KEY",
         ),
         "openrouter": CredentialSlot(
             "openrouter",
             "OpenRouter",
-            (SigninMethod("oauth", "Sign in in the browser (creates an API key)"), _key()),
+            (SigninMethod("oauth", "Browser sign-in that creates an API key"), _key()),
             key_env="OPENROUTER_API_KEY",
         ),
         "copilot": CredentialSlot(
             "copilot",
             "GitHub Copilot",
-            (SigninMethod("oauth", "GitHub sign-in (device code)"),),
+            (SigninMethod("oauth", "GitHub sign-in with a device code"),),
         ),
         "together": CredentialSlot(
             "together", "Together AI", (_key(),), key_env="TOGETHER_API_KEY"
