@@ -15,7 +15,16 @@ SERVERS = {
     "anthropic": anthropic.serve,
 }
 
-chooser = argparse.ArgumentParser(add_help=False)
-chooser.add_argument("--api", choices=tuple(SERVERS), default="chat")
+# Without a help option of its own: `--help` reaches the chosen server, after this part.
+chooser = argparse.ArgumentParser(prog="python -m openpista.providers.testing", add_help=False)
+chooser.add_argument(
+    "--api",
+    choices=tuple(SERVERS),
+    default="chat",
+    help="the wire protocol to serve (default: chat); the other options are that server's",
+)
 chosen, rest = chooser.parse_known_args()
+if {"-h", "--help"} & set(rest):
+    sys.stdout.write(chooser.format_help() + f"\nThe {chosen.api} server (--api {chosen.api}):\n")
+    sys.stdout.flush()
 sys.exit(SERVERS[chosen.api](rest))
