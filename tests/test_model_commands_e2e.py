@@ -158,6 +158,8 @@ def test_model_test_takes_provider_slash_model(
     openpista: Openpista, other_llm: FakeChatCompletionsServer
 ) -> None:
     openpista.write_config(f'[providers.custom]\nbase_url = "{other_llm.base_url}"\n')
+    # OPENPISTA_BASE_URL would name the tested provider's base URL, over the file's.
+    del openpista.env["OPENPISTA_BASE_URL"]
     other_llm.queue_text("Custom here.")
 
     result = openpista.run("model", "test", "custom/served-model")
