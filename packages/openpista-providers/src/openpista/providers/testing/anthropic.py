@@ -21,26 +21,22 @@ system_run tool call, and tool results with "Tool said: ...".
 
 from __future__ import annotations
 
-import argparse
 import base64
-import contextlib
 import hashlib
 import hmac
-import itertools
 import json
 import re
 import secrets
-import signal
-import socket
-import sys
-import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
 from typing import Any, cast
 
+from openpista.providers.testing._server import (
+    FakeHandler,
+    ScriptedFakeServer,
+    serve_from_shell,
+    shell_parser,
+)
 from openpista.providers.testing.chat_completions import (
     TOOL_NAME_PATTERN,
     ToolCallScript,
@@ -203,7 +199,7 @@ def run_command_responder(request: dict[str, Any]) -> FakeAnthropicReply:
     return echo_responder(request)
 
 
-class FakeAnthropicServer:
+class FakeAnthropicServer(ScriptedFakeServer[FakeAnthropicReply, RecordedAnthropicRequest]):
     """An Anthropic Messages server on 127.0.0.1 (a free port unless told), in a thread.
 
     Replies come from the script queue (`queue_text`, `queue_tool_calls`, `queue_error`,
@@ -227,78 +223,22 @@ class FakeAnthropicServer:
         `anthropic-beta`, else 401. `thinking`: every reply starts with a signed thinking
         block and requests are checked as with thinking enabled (a request that enables
         `thinking` itself is checked so anyway). `models`: the only ones served."""
-        self.responder = responder
+        super().__init__(
+            _Handler,
+            responder=responder,
+            fallback=echo_responder,
+            host=host,
+            port=port,
+            thread_name="fake-anthropic",
+        )
         self.require_api_key = require_api_key
         self.require_oauth_token = require_oauth_token
         self.thinking = thinking
         self.models = list(models) if models is not None else None
         self._secret = secrets.token_bytes(16)
-        self._lock = threading.Lock()
-        self._script: deque[FakeAnthropicReply] = deque()
-        self._recorded: list[RecordedAnthropicRequest] = []
-        self._connections: set[socket.socket] = set()
-        self._ids = itertools.count(1)
         self._issued_thinking: dict[str, list[dict[str, Any]]] = {}
-        self._thread: threading.Thread | None = None
-        self._httpd = _HttpServer((host, port), _Handler)
-        self._httpd.fake = self
-        self._closed = False
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
-
-    @property
-    def base_url(self) -> str:
-        """What a provider takes as base_url: http://127.0.0.1:PORT (the SDKs' host root)."""
-        return f"http://{self._httpd.server_address[0]}:{self.port}"
-
-    def start(self) -> FakeAnthropicServer:
-        """Serve in a background (daemon) thread; returns self."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="fake-anthropic",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        """Serve in the calling thread until interrupted."""
-        self._httpd.serve_forever()
-
-    def close(self) -> None:
-        """Stop serving and drop open connections."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread is not None:
-            self._httpd.shutdown()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeAnthropicServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- script ----------------------------------------------------------------------------
-
-    def queue(self, reply: FakeAnthropicReply) -> None:
-        """Answer the next messages request with `reply`."""
-        with self._lock:
-            self._script.append(reply)
 
     def queue_text(self, text: str, *, thinking: str | None = None) -> None:
         self.queue(FakeAnthropicReply(text=text, thinking=thinking))
@@ -328,29 +268,6 @@ class FakeAnthropicServer:
             )
         )
 
-    @property
-    def pending(self) -> int:
-        """Scripted replies not yet used."""
-        with self._lock:
-            return len(self._script)
-
-    # -- records ---------------------------------------------------------------------------
-
-    @property
-    def recorded(self) -> list[RecordedAnthropicRequest]:
-        with self._lock:
-            return list(self._recorded)
-
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        """The JSON body of every messages request, in arrival order."""
-        return [record.body for record in self.recorded]
-
-    @property
-    def headers(self) -> list[Mapping[str, str]]:
-        """The headers (names lower-cased) of every messages request, in arrival order."""
-        return [record.headers for record in self.recorded]
-
     # -- thinking signatures ------------------------------------------------------------------
 
     def sign(self, thinking: str) -> str:
@@ -363,31 +280,6 @@ class FakeAnthropicServer:
 
     # -- serving (called from handler threads) -----------------------------------------------
 
-    def _connection_opened(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.add(connection)
-
-    def _connection_closed(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.discard(connection)
-
-    def _record(self, record: RecordedAnthropicRequest) -> None:
-        with self._lock:
-            self._recorded.append(record)
-
-    def _next_reply(self, body: dict[str, Any]) -> FakeAnthropicReply:
-        with self._lock:
-            scripted = self._script.popleft() if self._script else None
-        if scripted is not None:
-            return scripted
-        if self.responder is not None:
-            return self.responder(body)
-        return echo_responder(body)
-
-    def _next_id(self) -> int:
-        with self._lock:
-            return next(self._ids)
-
     def _remember_thinking(self, tool_use_ids: list[str], blocks: list[dict[str, Any]]) -> None:
         with self._lock:
             for tool_use_id in tool_use_ids:
@@ -396,18 +288,6 @@ class FakeAnthropicServer:
     def _thinking_for(self, tool_use_id: str) -> list[dict[str, Any]] | None:
         with self._lock:
             return self._issued_thinking.get(tool_use_id)
-
-
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    fake: FakeAnthropicServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client hanging up mid-reply is normal here (tests cut streams on purpose).
-        if isinstance(sys.exc_info()[1], ConnectionError | OSError):
-            return
-        super().handle_error(request, client_address)
 
 
 class _ApiError(Exception):
@@ -420,28 +300,8 @@ class _ApiError(Exception):
         self.error_type = error_type or _ERROR_TYPES.get(status, "api_error")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(FakeHandler[FakeAnthropicServer]):
     server_version = "openpista-fake-anthropic/1"
-    disable_nagle_algorithm = True
-
-    @property
-    def fake(self) -> FakeAnthropicServer:
-        server = self.server
-        assert isinstance(server, _HttpServer)
-        return server.fake
-
-    def setup(self) -> None:
-        super().setup()
-        self.fake._connection_opened(self.connection)
-
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-        self.fake._connection_closed(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         if self.path.rstrip("/") == "/v1/models":
@@ -463,16 +323,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_error(_ApiError(404, "Not found"))
 
     def do_POST(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        parsed, body, headers = self._read_json_request()
         if self.path.split("?")[0].rstrip("/") != "/v1/messages":
             self._send_error(_ApiError(404, "Not found"))
             return
-        try:
-            parsed: Any = json.loads(raw)
-        except ValueError:
-            parsed = None
-        body: dict[str, Any] = cast("dict[str, Any]", parsed) if isinstance(parsed, dict) else {}
-        headers = {name.lower(): value for name, value in self.headers.items()}
         self.fake._record(RecordedAnthropicRequest("POST", self.path, headers, body))
         try:
             self._check_headers(headers)
@@ -579,11 +433,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_stream(
         self, body: dict[str, Any], reply: FakeAnthropicReply, blocks: list[dict[str, Any]]
     ) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+        self._start_event_stream()
         for sent, (name, data) in enumerate(self._events(body, reply, blocks)):
             if reply.error_after_events is not None and sent >= reply.error_after_events:
                 error = {
@@ -660,38 +510,6 @@ class _Handler(BaseHTTPRequestHandler):
         if retry_after is not None:
             extra["Retry-After"] = str(retry_after)
         self._send_json(error.status, payload, extra)
-
-    def _send_json(
-        self, status: int, payload: Any, extra_headers: Mapping[str, str] | None = None
-    ) -> None:
-        self._send_bytes(status, json.dumps(payload).encode(), "application/json", extra_headers)
-
-    def _send_bytes(
-        self,
-        status: int,
-        data: bytes,
-        content_type: str,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (extra_headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-        self.wfile.flush()
-
-    def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
-
-    def _hang_up(self) -> None:
-        """Drop the connection mid-body, as a crashing server or a broken network would."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
 
 
 # -- request validation -----------------------------------------------------------------------
@@ -974,18 +792,12 @@ def _output_tokens(reply: FakeAnthropicReply) -> int:
 
 def serve(argv: Sequence[str] | None = None) -> int:
     """Serve the fake from a shell: prints its base URL on the first stdout line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m openpista.providers.testing --api anthropic",
-        description="A fake Anthropic Messages server: echoes, and answers 'run: CMD' with a "
-        "system_run tool call.",
+    parser = shell_parser(
+        "python -m openpista.providers.testing --api anthropic",
+        "A fake Anthropic Messages server: echoes, and answers 'run: CMD' with a system_run "
+        "tool call.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 (the default) picks a free port")
-    parser.add_argument("--require-api-key", metavar="KEY", help="refuse other keys with 401")
     parser.add_argument("--thinking", action="store_true", help="answer with thinking blocks")
-    parser.add_argument(
-        "--model", action="append", dest="models", help="serve only this model (repeatable)"
-    )
     args = parser.parse_args(argv)
     server = FakeAnthropicServer(
         responder=run_command_responder,
@@ -995,17 +807,4 @@ def serve(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
     )
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    print(server.base_url, flush=True)
-    print("fake Anthropic server running; Ctrl-C to stop", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-    return 0
+    return serve_from_shell(server, "Anthropic")

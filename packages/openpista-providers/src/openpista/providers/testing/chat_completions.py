@@ -16,25 +16,22 @@ answers "run: CMD" with a system_run tool call, and a tool result with "Tool sai
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import itertools
 import json
 import math
 import re
-import signal
-import socket
-import sys
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
 from typing import Any, Literal
 
 from openpista.providers.testing import llamacpp
+from openpista.providers.testing._server import (
+    FakeHandler,
+    FakeT,
+    ScriptedFakeServer,
+    serve_from_shell,
+    shell_parser,
+)
 
 TOOL_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 """What the real API accepts as a function name."""
@@ -125,7 +122,7 @@ def run_command_responder(request: dict[str, Any]) -> FakeReply:
     return echo_responder(request)
 
 
-class FakeChatCompletionsServer:
+class FakeChatCompletionsServer(ScriptedFakeServer[FakeReply, RecordedRequest]):
     """A chat-completions server on 127.0.0.1 (a free port unless told) in a background thread.
 
     Replies come from the script queue (`queue_text`, `queue_tool_calls`, `queue_error`,
@@ -146,78 +143,20 @@ class FakeChatCompletionsServer:
         """`models`, when given, are the only ones served (others get the API's 404);
         `require_api_key` makes requests without `Authorization: Bearer <it>` fail with 401;
         `dialect="llamacpp"` answers as llama.cpp's Python server does (its module says how)."""
+        super().__init__(
+            _Handler,
+            responder=responder,
+            fallback=echo_responder,
+            host=host,
+            port=port,
+            thread_name="fake-chat-completions",
+            url_path="/v1",
+        )
         self.dialect: Dialect = dialect
-        self.responder = responder
         self.require_api_key = require_api_key
         self.models = list(models) if models is not None else None
-        self._lock = threading.Lock()
-        self._script: deque[FakeReply] = deque()
-        self._recorded: list[RecordedRequest] = []
-        self._connections: set[socket.socket] = set()
-        self._connection_count = 0
-        self._ids = itertools.count(1)
-        self._thread: threading.Thread | None = None
-        self._httpd = _HttpServer((host, port), _Handler)
-        self._httpd.fake = self
-        self._closed = False
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
-
-    @property
-    def base_url(self) -> str:
-        """What a provider takes as base_url: http://127.0.0.1:PORT/v1."""
-        host = self._httpd.server_address[0]
-        return f"http://{host}:{self.port}/v1"
-
-    def start(self) -> FakeChatCompletionsServer:
-        """Serve in a background (daemon) thread; returns self."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                # close() waits up to one poll interval for the loop to notice.
-                kwargs={"poll_interval": 0.05},
-                name="fake-chat-completions",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        """Serve in the calling thread until interrupted."""
-        self._httpd.serve_forever()
-
-    def close(self) -> None:
-        """Stop serving and drop open connections (clients see them closed)."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread is not None:
-            self._httpd.shutdown()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeChatCompletionsServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- script ----------------------------------------------------------------------------
-
-    def queue(self, reply: FakeReply) -> None:
-        """Answer the next chat-completions request with `reply`."""
-        with self._lock:
-            self._script.append(reply)
 
     def queue_text(self, text: str) -> None:
         self.queue(FakeReply(text=text))
@@ -231,76 +170,6 @@ class FakeChatCompletionsServer:
     ) -> None:
         """Answer with an API error; `retry_after` becomes the Retry-After header."""
         self.queue(FakeReply(status=status, error_message=message, retry_after=retry_after))
-
-    @property
-    def pending(self) -> int:
-        """Scripted replies not yet used."""
-        with self._lock:
-            return len(self._script)
-
-    # -- records ---------------------------------------------------------------------------
-
-    @property
-    def recorded(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._recorded)
-
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        """The JSON body of every chat-completions request, in arrival order."""
-        return [record.body for record in self.recorded]
-
-    @property
-    def headers(self) -> list[Mapping[str, str]]:
-        """The headers (names lower-cased) of every chat-completions request, in arrival order."""
-        return [record.headers for record in self.recorded]
-
-    @property
-    def connection_count(self) -> int:
-        """TCP connections accepted so far: one per client pool when keep-alive works."""
-        with self._lock:
-            return self._connection_count
-
-    # -- serving (called from handler threads) -----------------------------------------------
-
-    def _connection_opened(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.add(connection)
-            self._connection_count += 1
-
-    def _connection_closed(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.discard(connection)
-
-    def _record(self, record: RecordedRequest) -> None:
-        with self._lock:
-            self._recorded.append(record)
-
-    def _next_reply(self, body: dict[str, Any]) -> FakeReply:
-        with self._lock:
-            scripted = self._script.popleft() if self._script else None
-        if scripted is not None:
-            return scripted
-        if self.responder is not None:
-            return self.responder(body)
-        return echo_responder(body)
-
-    def _next_id(self) -> int:
-        with self._lock:
-            return next(self._ids)
-
-
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    # Keep-alive connections idle in their threads; close() shuts them down instead.
-    block_on_close = False
-    fake: FakeChatCompletionsServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client hanging up mid-reply is normal here (tests cut streams on purpose).
-        if isinstance(sys.exc_info()[1], ConnectionError | OSError):
-            return
-        super().handle_error(request, client_address)
 
 
 class _ApiError(Exception):
@@ -316,51 +185,41 @@ class _ApiError(Exception):
         self.code = code
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "openpista-fake/1"
-    # Headers and body go out in separate writes; with Nagle on, each reply waits ~40 ms.
-    disable_nagle_algorithm = True
+class _OpenAIHandler(FakeHandler[FakeT]):
+    """Answers the way OpenAI's APIs do: their error objects, their model list."""
 
-    @property
-    def fake(self) -> FakeChatCompletionsServer:
-        server = self.server
-        assert isinstance(server, _HttpServer)
-        return server.fake
+    def _send_models(self, models: Sequence[str] | None) -> None:
+        data = [
+            {"id": m, "object": "model", "created": 0, "owned_by": "openpista"}
+            for m in models or ["fake-model"]
+        ]
+        self._send_json(200, {"object": "list", "data": data})
 
-    def setup(self) -> None:
-        super().setup()
-        self.fake._connection_opened(self.connection)
+    def _send_error(self, error: _ApiError, retry_after: float | str | None = None) -> None:
+        payload = {
+            "error": {
+                "message": error.message,
+                "type": _error_type(error.status),
+                "param": error.param,
+                "code": error.code,
+            }
+        }
+        extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        self._send_json(error.status, payload, extra)
 
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-        self.fake._connection_closed(self.connection)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # Tests and benchmarks want quiet stderr.
-
+class _Handler(_OpenAIHandler[FakeChatCompletionsServer]):
     def do_GET(self) -> None:
         if self.path.rstrip("/") == "/v1/models":
-            models = self.fake.models or ["fake-model"]
-            data = [
-                {"id": m, "object": "model", "created": 0, "owned_by": "openpista"} for m in models
-            ]
-            self._send_json(200, {"object": "list", "data": data})
+            self._send_models(self.fake.models)
             return
         self._send_error(_unknown_url("GET", self.path))
 
     def do_POST(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        parsed, body, headers = self._read_json_request()
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._send_error(_unknown_url("POST", self.path))
             return
-        try:
-            parsed: Any = json.loads(raw)
-        except ValueError:
-            parsed = None
-        body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
-        headers = {name.lower(): value for name, value in self.headers.items()}
         self.fake._record(RecordedRequest("POST", self.path, headers, body))
         if self.fake.dialect == "llamacpp":
             self._answer_as_llamacpp(headers, body)
@@ -467,13 +326,6 @@ class _Handler(BaseHTTPRequestHandler):
             "usage": _usage(body, reply),
         }
 
-    def _start_event_stream(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-
     def _send_stream(self, body: dict[str, Any], reply: FakeReply) -> None:
         self._start_event_stream()
         for sent, event in enumerate(self._stream_events(body, reply)):
@@ -534,52 +386,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _call_id(self) -> str:
         return f"call_fake{self.fake._next_id()}"
-
-    # -- wire -------------------------------------------------------------------------------
-
-    def _send_error(self, error: _ApiError, retry_after: float | str | None = None) -> None:
-        payload = {
-            "error": {
-                "message": error.message,
-                "type": _error_type(error.status),
-                "param": error.param,
-                "code": error.code,
-            }
-        }
-        extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-        self._send_json(error.status, payload, extra)
-
-    def _send_json(
-        self, status: int, payload: Any, extra_headers: Mapping[str, str] | None = None
-    ) -> None:
-        self._send_bytes(status, json.dumps(payload).encode(), "application/json", extra_headers)
-
-    def _send_bytes(
-        self,
-        status: int,
-        data: bytes,
-        content_type: str,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (extra_headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-        self.wfile.flush()
-
-    def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
-
-    def _hang_up(self) -> None:
-        """Drop the connection mid-body, as a crashing server or a broken network would."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
 
 
 def _validate_request(body: dict[str, Any], models: Sequence[str] | None) -> None:
@@ -718,22 +524,16 @@ def _usage(body: dict[str, Any], reply: FakeReply) -> dict[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the fake from a shell: prints its base URL on the first stdout line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m openpista.providers.testing",
-        description="A fake OpenAI chat-completions server: echoes, and answers 'run: CMD' "
-        "with a system_run tool call.",
+    parser = shell_parser(
+        "python -m openpista.providers.testing",
+        "A fake OpenAI chat-completions server: echoes, and answers 'run: CMD' with a "
+        "system_run tool call.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 (the default) picks a free port")
-    parser.add_argument("--require-api-key", metavar="KEY", help="refuse other keys with 401")
     parser.add_argument(
         "--dialect",
         choices=("openai", "llamacpp"),
         default="openai",
         help="answer as OpenAI's API (the default) or as llama.cpp's Python server",
-    )
-    parser.add_argument(
-        "--model", action="append", dest="models", help="serve only this model (repeatable)"
     )
     args = parser.parse_args(argv)
     server = FakeChatCompletionsServer(
@@ -744,17 +544,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         dialect=args.dialect,
     )
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    print(server.base_url, flush=True)
-    print("fake chat-completions server running; Ctrl-C to stop", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-    return 0
+    return serve_from_shell(server, "chat-completions")

@@ -33,12 +33,9 @@ import itertools
 import json
 import re
 import secrets
-import sys
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -50,6 +47,7 @@ from openpista.providers.signin.endpoints import (
     base_variable,
     callback_port_variable,
 )
+from openpista.providers.testing._server import FakeHandler, FakeServer
 
 FLOWS = ("openai", "anthropic", "openrouter", "copilot")
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -114,7 +112,7 @@ class _Issued:
     """GitHub tokens that have bought a Copilot token already (later ones are refreshes)."""
 
 
-class FakeAuthorizationServer:
+class FakeAuthorizationServer(FakeServer[RecordedOAuthRequest]):
     """Every sign-in flow's server on 127.0.0.1 (a free port unless told), in a thread.
 
     `access_token_lifetime_s` is the `expires_in` of OpenAI and Anthropic access tokens,
@@ -145,27 +143,14 @@ class FakeAuthorizationServer:
         self.device_interval_s = device_interval_s
         self.api_key_exchange = api_key_exchange
         self.fail_refresh = fail_refresh
-        self._lock = threading.Lock()
-        self._recorded: list[RecordedOAuthRequest] = []
+        super().__init__(_Handler, host=host, port=port, thread_name="fake-oauth")
         self._codes: dict[str, _PendingCode] = {}
         self._devices: dict[str, _Device] = {}
         self._issued = _Issued()
         self._refreshes: dict[str, int] = {}
         self._serial = itertools.count(1)
-        self._httpd = _HttpServer((host, port), _Handler)
-        self._httpd.fake = self
-        self._thread: threading.Thread | None = None
-        self._closed = False
 
-    # -- lifecycle -----------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self._httpd.server_address[0]}:{self.port}"
+    # -- where the flows live --------------------------------------------------------------
 
     def flow_base(self, flow: str) -> str:
         """What OPENPISTA_OAUTH_<FLOW>_BASE is set to for `flow`."""
@@ -182,39 +167,7 @@ class FakeAuthorizationServer:
         """SigninEndpoints pointing every flow here, callbacks on free ports."""
         return SigninEndpoints.from_env(self.env())
 
-    def start(self) -> FakeAuthorizationServer:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="fake-oauth",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread is not None:
-            self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeAuthorizationServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # -- what happened ---------------------------------------------------------------------
-
-    @property
-    def recorded(self) -> list[RecordedOAuthRequest]:
-        with self._lock:
-            return list(self._recorded)
 
     def requests_to(self, path_end: str) -> list[RecordedOAuthRequest]:
         """The recorded requests whose path ends with `path_end` (e.g. "/oauth/token")."""
@@ -566,10 +519,6 @@ class FakeAuthorizationServer:
             return _Answer.json(404, {"error": "not_found", "error_description": path})
         return cast(_Answer, handler())
 
-    def _record(self, record: RecordedOAuthRequest) -> None:
-        with self._lock:
-            self._recorded.append(record)
-
 
 @dataclass(frozen=True, slots=True)
 class _Answer:
@@ -609,24 +558,8 @@ def _b64json(data: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    fake: FakeAuthorizationServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError | OSError):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(FakeHandler[FakeAuthorizationServer]):
     server_version = "openpista-fake-oauth/1"
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -635,9 +568,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("POST")
 
     def _handle(self, method: str) -> None:
-        server = self.server
-        assert isinstance(server, _HttpServer)
-        fake = server.fake
+        fake = self.fake
         url = urlsplit(self.path)
         query = {name: values[0] for name, values in parse_qs(url.query).items()}
         headers = {name.lower(): value for name, value in self.headers.items()}
@@ -659,13 +590,8 @@ class _Handler(BaseHTTPRequestHandler):
         answer = fake._route(  # pyright: ignore[reportPrivateUsage]
             method, url.path, query, headers, body, is_form
         )
-        self.send_response(answer.status)
-        self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(len(answer.body)))
-        if answer.location:
-            self.send_header("Location", answer.location)
-        self.end_headers()
-        self.wfile.write(answer.body)
+        location = {"Location": answer.location} if answer.location else None
+        self._send_bytes(answer.status, answer.body, answer.content_type, location)
 
 
 # -- a browser and a person, for driving the flows in tests ------------------------------------

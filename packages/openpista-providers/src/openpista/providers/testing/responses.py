@@ -19,30 +19,23 @@ To play the ChatGPT subscription backend: `base_path="/backend-api/codex"`,
 
 from __future__ import annotations
 
-import argparse
 import base64
-import contextlib
 import hmac
-import itertools
 import json
 import secrets
-import signal
-import socket
-import sys
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
 from typing import Any
 
+from openpista.providers.testing._server import ScriptedFakeServer, serve_from_shell, shell_parser
 from openpista.providers.testing.chat_completions import (
     TOOL_NAME_PATTERN,
     RecordedRequest,
     ToolCallScript,
+    _ApiError,  # pyright: ignore[reportPrivateUsage]
     _arguments_json,  # pyright: ignore[reportPrivateUsage]
+    _OpenAIHandler,  # pyright: ignore[reportPrivateUsage]
     _split_fragments,  # pyright: ignore[reportPrivateUsage]
     _split_text,  # pyright: ignore[reportPrivateUsage]
 )
@@ -143,7 +136,7 @@ class _Issued:
     call_ids: list[str] = field(default_factory=lambda: [])
 
 
-class FakeResponsesServer:
+class FakeResponsesServer(ScriptedFakeServer[ResponsesReply, RecordedRequest]):
     """A Responses API server on 127.0.0.1 (a free port unless told) in a background thread.
 
     Replies come from the script queue (`queue_text`, `queue_tool_calls`, `queue_error`,
@@ -173,84 +166,28 @@ class FakeResponsesServer:
         or 401; `require_headers`: these headers with these values or 403 (the ChatGPT
         backend's `chatgpt-account-id`); `require_stream`: `stream: true` or 400 (the
         ChatGPT backend streams only)."""
-        self.responder = responder
+        self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
+        super().__init__(
+            _Handler,
+            responder=responder,
+            fallback=responses_echo_responder,
+            host=host,
+            port=port,
+            thread_name="fake-responses",
+            url_path=self.base_path,
+        )
         self.require_api_key = require_api_key
         self.require_headers = {k.lower(): v for k, v in (require_headers or {}).items()}
         self.require_stream = require_stream
         self.reasoning = reasoning
         self.models = list(models) if models is not None else None
         self.models_without_reasoning = set(models_without_reasoning)
-        self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
-        self._lock = threading.Lock()
-        self._script: deque[ResponsesReply] = deque()
-        self._recorded: list[RecordedRequest] = []
-        self._connections: set[socket.socket] = set()
-        self._ids = itertools.count(1)
         self._issued: dict[str, _Issued] = {}
         """Reasoning items produced, by encrypted content."""
         self._reasoning_of_call: dict[str, _Issued] = {}
         self._call_item_ids: dict[str, str] = {}
-        self._thread: threading.Thread | None = None
-        self._httpd = _HttpServer((host, port), _Handler)
-        self._httpd.fake = self
-        self._closed = False
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
-
-    @property
-    def base_url(self) -> str:
-        """What a provider takes as base_url: http://127.0.0.1:PORT/v1 (or the base path)."""
-        host = self._httpd.server_address[0]
-        return f"http://{host}:{self.port}{self.base_path}"
-
-    def start(self) -> FakeResponsesServer:
-        """Serve in a background (daemon) thread; returns self."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="fake-responses",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        """Serve in the calling thread until interrupted."""
-        self._httpd.serve_forever()
-
-    def close(self) -> None:
-        """Stop serving and drop open connections (clients see them closed)."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread is not None:
-            self._httpd.shutdown()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeResponsesServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- script ----------------------------------------------------------------------------
-
-    def queue(self, reply: ResponsesReply) -> None:
-        """Answer the next request with `reply`."""
-        with self._lock:
-            self._script.append(reply)
 
     def queue_text(self, text: str) -> None:
         self.queue(ResponsesReply(text=text))
@@ -269,59 +206,14 @@ class FakeResponsesServer:
         """Answer with `text` cut short: status incomplete for `reason`."""
         self.queue(ResponsesReply(text=text, incomplete_reason=reason))
 
-    @property
-    def pending(self) -> int:
-        """Scripted replies not yet used."""
-        with self._lock:
-            return len(self._script)
-
-    # -- records ---------------------------------------------------------------------------
-
-    @property
-    def recorded(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._recorded)
-
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        """The JSON body of every /responses request, in arrival order."""
-        return [record.body for record in self.recorded]
-
-    @property
-    def headers(self) -> list[Mapping[str, str]]:
-        """The headers (names lower-cased) of every /responses request, in arrival order."""
-        return [record.headers for record in self.recorded]
-
     # -- serving (called from handler threads) -----------------------------------------------
 
-    def _connection_opened(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.add(connection)
-
-    def _connection_closed(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.discard(connection)
-
-    def _record(self, record: RecordedRequest) -> None:
-        with self._lock:
-            self._recorded.append(record)
-
-    def _next_reply(self, body: dict[str, Any]) -> ResponsesReply:
-        with self._lock:
-            scripted = self._script.popleft() if self._script else None
-        if scripted is not None:
-            return scripted
-        if self.responder is not None:
-            return self.responder(body)
-        return responses_echo_responder(body)
-
-    def _next_id(self, prefix: str) -> str:
-        with self._lock:
-            return f"{prefix}_fake{next(self._ids)}"
+    def _prefixed_id(self, prefix: str) -> str:
+        return f"{prefix}_fake{self._next_id()}"
 
     def _issue_reasoning(self, encrypted: bool) -> tuple[str, str | None]:
         """A new reasoning item's id and encrypted content (None when not asked for)."""
-        item_id = self._next_id("rs")
+        item_id = self._prefixed_id("rs")
         if not encrypted:
             return item_id, None
         token = base64.b64encode(b"fake-reasoning:" + secrets.token_bytes(12)).decode()
@@ -348,75 +240,18 @@ class FakeResponsesServer:
             return (issued, self._call_item_ids[call_id]) if issued is not None else None
 
 
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    fake: FakeResponsesServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client hanging up mid-reply is normal here (tests cut streams on purpose).
-        if isinstance(sys.exc_info()[1], ConnectionError | OSError):
-            return
-        super().handle_error(request, client_address)
-
-
-class _ApiError(Exception):
-    """A request the real API would refuse: becomes an OpenAI-shaped error response."""
-
-    def __init__(
-        self, status: int, message: str, *, param: str | None = None, code: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "openpista-fake/1"
-    disable_nagle_algorithm = True
-
-    @property
-    def fake(self) -> FakeResponsesServer:
-        server = self.server
-        assert isinstance(server, _HttpServer)
-        return server.fake
-
-    def setup(self) -> None:
-        super().setup()
-        self.fake._connection_opened(self.connection)
-
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-        self.fake._connection_closed(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
+class _Handler(_OpenAIHandler[FakeResponsesServer]):
     def do_GET(self) -> None:
         if self.path.rstrip("/") == f"{self.fake.base_path}/models":
-            models = self.fake.models or ["fake-model"]
-            data = [
-                {"id": m, "object": "model", "created": 0, "owned_by": "openpista"} for m in models
-            ]
-            self._send_json(200, {"object": "list", "data": data})
+            self._send_models(self.fake.models)
             return
         self._send_error(_ApiError(404, f"Invalid URL (GET {self.path})"))
 
     def do_POST(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        parsed, body, headers = self._read_json_request()
         if self.path.rstrip("/") != f"{self.fake.base_path}/responses":
             self._send_error(_ApiError(404, f"Invalid URL (POST {self.path})"))
             return
-        try:
-            parsed: Any = json.loads(raw)
-        except ValueError:
-            parsed = None
-        body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
-        headers = {name.lower(): value for name, value in self.headers.items()}
         self.fake._record(RecordedRequest("POST", self.path, headers, body))
         try:
             self._check_headers(headers)
@@ -485,7 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.text:
             output.append(
                 {
-                    "id": fake._next_id("msg"),
+                    "id": fake._prefixed_id("msg"),
                     "type": "message",
                     "status": "incomplete" if reply.incomplete_reason else "completed",
                     "role": "assistant",
@@ -501,8 +336,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
         if not reply.incomplete_reason:
             for name, arguments in reply.tool_calls:
-                item_id = fake._next_id("fc")
-                call_id = fake._next_id("call")
+                item_id = fake._prefixed_id("fc")
+                call_id = fake._prefixed_id("call")
                 fake._link_call(token, call_id, item_id)
                 output.append(
                     {
@@ -529,7 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = "incomplete" if reply.incomplete_reason else "completed"
         done = status != "in_progress"
         return {
-            "id": response_id or self.fake._next_id("resp"),
+            "id": response_id or self.fake._prefixed_id("resp"),
             "object": "response",
             "created_at": int(time.time()),
             "status": status,
@@ -558,11 +393,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
 
     def _send_stream(self, body: dict[str, Any], reply: ResponsesReply) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+        self._start_event_stream()
         for sent, (kind, data) in enumerate(self._stream_events(body, reply)):
             if reply.cut_after_events is not None and sent >= reply.cut_after_events:
                 self._hang_up()
@@ -574,7 +405,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream_events(
         self, body: dict[str, Any], reply: ResponsesReply
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        response_id = self.fake._next_id("resp")
+        response_id = self.fake._prefixed_id("resp")
         created = self._response_object(
             body, reply, [], status="in_progress", response_id=response_id
         )
@@ -645,52 +476,6 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
         yield "response.output_item.done", {"output_index": index, "item": item}
-
-    # -- wire -------------------------------------------------------------------------------
-
-    def _send_error(self, error: _ApiError, retry_after: float | str | None = None) -> None:
-        payload = {
-            "error": {
-                "message": error.message,
-                "type": _error_type(error.status),
-                "param": error.param,
-                "code": error.code,
-            }
-        }
-        extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-        self._send_json(error.status, payload, extra)
-
-    def _send_json(
-        self, status: int, payload: Any, extra_headers: Mapping[str, str] | None = None
-    ) -> None:
-        self._send_bytes(status, json.dumps(payload).encode(), "application/json", extra_headers)
-
-    def _send_bytes(
-        self,
-        status: int,
-        data: bytes,
-        content_type: str,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (extra_headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-        self.wfile.flush()
-
-    def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
-
-    def _hang_up(self) -> None:
-        """Drop the connection mid-body, as a crashing server or a broken network would."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
 
 
 # -- validation, with the real API's wording -------------------------------------------------
@@ -925,14 +710,6 @@ def _is_message(item: Mapping[str, Any]) -> bool:
     return item.get("type", "message") == "message"
 
 
-def _error_type(status: int) -> str:
-    if status == 429:
-        return "requests"
-    if status >= 500:
-        return "server_error"
-    return "invalid_request_error"
-
-
 def _usage(body: dict[str, Any], output: list[dict[str, Any]]) -> dict[str, Any]:
     """Token counts that are deterministic: one token per word, eight per reasoning item."""
     instructions = body.get("instructions")
@@ -962,23 +739,17 @@ def _usage(body: dict[str, Any], output: list[dict[str, Any]]) -> dict[str, Any]
 
 def serve(argv: Sequence[str] | None = None) -> int:
     """Serve the fake from a shell: prints its base URL on the first stdout line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m openpista.providers.testing --api responses",
-        description="A fake OpenAI Responses API server: echoes, and answers 'run: CMD' with "
-        "a system_run function call.",
+    parser = shell_parser(
+        "python -m openpista.providers.testing --api responses",
+        "A fake OpenAI Responses API server: echoes, and answers 'run: CMD' with a system_run "
+        "function call.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 (the default) picks a free port")
-    parser.add_argument("--require-api-key", metavar="KEY", help="refuse other keys with 401")
     parser.add_argument(
         "--require-header",
         action="append",
         default=[],
         metavar="NAME:VALUE",
         help="refuse requests without this header (repeatable)",
-    )
-    parser.add_argument(
-        "--model", action="append", dest="models", help="serve only this model (repeatable)"
     )
     parser.add_argument(
         "--reasoning", action="store_true", help="start every reply with a reasoning item"
@@ -1001,17 +772,4 @@ def serve(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
     )
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    print(server.base_url, flush=True)
-    print("fake Responses API server running; Ctrl-C to stop", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-    return 0
+    return serve_from_shell(server, "Responses API")
