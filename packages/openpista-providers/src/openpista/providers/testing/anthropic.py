@@ -39,6 +39,7 @@ from openpista.providers.testing._server import (
 )
 from openpista.providers.testing.chat_completions import (
     TOOL_NAME_PATTERN,
+    RecordedRequest,
     ToolCallScript,
     _arguments_json,  # pyright: ignore[reportPrivateUsage]
     _split_fragments,  # pyright: ignore[reportPrivateUsage]
@@ -131,15 +132,8 @@ AnthropicResponder = Callable[[dict[str, Any]], FakeAnthropicReply]
 
 
 @dataclass(frozen=True, slots=True)
-class RecordedAnthropicRequest:
-    """A request the server received, as the client sent it."""
-
-    method: str
-    path: str
-    headers: Mapping[str, str]
-    """Header names lower-cased."""
-    body: dict[str, Any]
-    """The JSON body; {} when it was not a JSON object."""
+class RecordedAnthropicRequest(RecordedRequest):
+    """A request the server received, as the client sent it (fields as `RecordedRequest`'s)."""
 
 
 def _turns(request: Mapping[str, Any]) -> list[dict[str, Any]]:
