@@ -37,8 +37,8 @@ from openpista.providers._http import (
     AuthHeaders,
     HttpApi,
     TransientFailure,
-    wire_names,
 )
+from openpista.providers._provider import HttpProvider
 from openpista.providers._retry import Sleep
 
 log = logging.getLogger(__name__)
@@ -416,7 +416,7 @@ def _list(value: Any) -> list[Any]:
     return cast("list[Any]", value) if isinstance(value, list) else []
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpProvider):
     """An LlmProvider speaking Anthropic Messages.
 
     With an API key, requests carry `x-api-key`; signed in (`auth`), they carry the bearer
@@ -446,9 +446,8 @@ class AnthropicProvider:
         (default: `default_max_tokens(model)`)."""
         if max_tokens is not None and max_tokens < 1:
             raise ValueError("max_tokens must be at least 1")
-        self._model = model
         self._max_tokens = max_tokens
-        self._api = HttpApi(
+        api = HttpApi(
             name=name,
             base_url=base_url,
             api_key=api_key,
@@ -464,45 +463,15 @@ class AnthropicProvider:
             backoff_cap_s=backoff_cap_s,
             sleep=sleep,
         )
+        super().__init__(api, model)
         self._url = self._api.url("v1/messages")
-
-    @property
-    def name(self) -> str:
-        return self._api.name
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    @property
-    def base_url(self) -> str:
-        return self._api.base_url
-
-    @property
-    def timeout_s(self) -> float:
-        return self._api.timeout_s
-
-    async def __aenter__(self) -> AnthropicProvider:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the pooled connections. A later request opens a fresh pool."""
-        await self._api.aclose()
 
     async def complete(
         self, request: ChatRequest, on_delta: DeltaHandler | None = None
     ) -> ChatResponse:
         """Answer `request`. With `on_delta`, stream and call it with each text piece."""
-        model = request.model or self._model
-        if not model:
-            raise ProviderError(
-                f"{self.name}: no model chosen; set [agent] model in config.toml or pass --model",
-                provider=self.name,
-            )
-        names = wire_names(request.tools, self.name)
+        model = self._chosen_model(request)
+        names, internal_names = self._tool_names(request)
         body = anthropic_body(
             request,
             model,
@@ -510,15 +479,7 @@ class AnthropicProvider:
             names=names,
             max_tokens=self._max_tokens,
         )
-        internal_names = {wire: internal for internal, wire in names.items()}
-        if on_delta is None:
-            return await self._api.retrying(
-                lambda: self._complete_once(body, model, internal_names)
-            )
-        handler = on_delta
-        return await self._api.retrying(
-            lambda: self._stream_once(body, model, internal_names, handler)
-        )
+        return await self._retried(body, model, internal_names, on_delta)
 
     async def _complete_once(
         self, body: dict[str, Any], model: str, internal_names: Mapping[str, str]

@@ -25,8 +25,8 @@ from openpista.providers._http import (
     AuthHeaders,
     HttpApi,
     TransientFailure,
-    wire_names,
 )
+from openpista.providers._provider import HttpProvider
 from openpista.providers._retry import RETRYABLE_STATUS_CODES, Sleep
 
 log = logging.getLogger(__name__)
@@ -281,7 +281,7 @@ class _EmptyStream(Exception):
     """A streaming request answered 200 with no events at all."""
 
 
-class ChatCompletionsProvider:
+class ChatCompletionsProvider(HttpProvider):
     """An LlmProvider speaking OpenAI chat completions to any compatible server.
 
     The HTTP side (pooled client, retries, errors, SSE) is `HttpApi`'s; this class translates.
@@ -310,8 +310,7 @@ class ChatCompletionsProvider:
         (`OPENAI_API_KEY or providers.openai.api_key in config.toml`); `auth` supplies
         per-request headers for a signed-in provider; `sleep` lets tests observe backoff
         without waiting for it."""
-        self._model = model
-        self._api = HttpApi(
+        api = HttpApi(
             name=name,
             base_url=base_url,
             api_key=api_key,
@@ -325,56 +324,20 @@ class ChatCompletionsProvider:
             backoff_cap_s=backoff_cap_s,
             sleep=sleep,
         )
+        super().__init__(api, model)
         self._url = self._api.url("chat/completions")
-
-    @property
-    def name(self) -> str:
-        return self._api.name
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    @property
-    def base_url(self) -> str:
-        return self._api.base_url
-
-    @property
-    def timeout_s(self) -> float:
-        return self._api.timeout_s
-
-    async def __aenter__(self) -> ChatCompletionsProvider:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the pooled connections. A later request opens a fresh pool."""
-        await self._api.aclose()
 
     async def complete(
         self, request: ChatRequest, on_delta: DeltaHandler | None = None
     ) -> ChatResponse:
         """Answer `request`. With `on_delta`, stream and call it with each text piece."""
-        model = request.model or self._model
-        if not model:
-            raise ProviderError(
-                f"{self.name}: no model chosen; set [agent] model in config.toml or pass --model",
-                provider=self.name,
-            )
-        names = wire_names(request.tools, self.name)
+        model = self._chosen_model(request)
+        names, internal_names = self._tool_names(request)
         body = chat_completions_body(request, model, stream=on_delta is not None, names=names)
-        internal_names = {wire: internal for internal, wire in names.items()}
         if on_delta is None:
-            return await self._api.retrying(
-                lambda: self._complete_once(body, model, internal_names)
-            )
-        handler = on_delta
+            return await self._retried(body, model, internal_names, None)
         try:
-            return await self._api.retrying(
-                lambda: self._stream_once(body, model, internal_names, handler)
-            )
+            return await self._retried(body, model, internal_names, on_delta)
         except _EmptyStream:
             # llama.cpp's Python server answers with headers and no events when the request
             # fails after they went out (a tool call chosen while streaming, which its
@@ -386,11 +349,9 @@ class ChatCompletionsProvider:
                 self.name,
             )
             unstreamed = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
-            response = await self._api.retrying(
-                lambda: self._complete_once(unstreamed, model, internal_names)
-            )
+            response = await self._retried(unstreamed, model, internal_names, None)
             if response.message.content:
-                await handler(response.message.content)
+                await on_delta(response.message.content)
             return response
 
     async def _complete_once(

@@ -36,8 +36,8 @@ from openpista.providers._http import (
     AuthHeaders,
     HttpApi,
     TransientFailure,
-    wire_names,
 )
+from openpista.providers._provider import HttpProvider
 from openpista.providers._retry import Sleep
 from openpista.providers._sse import ServerSentEvent
 from openpista.providers.presets import CHATGPT_BASE_URL
@@ -369,7 +369,7 @@ class _StreamedResponse:
         )
 
 
-class ResponsesProvider:
+class ResponsesProvider(HttpProvider):
     """An LlmProvider speaking the OpenAI Responses API (and a ChatGPT subscription's backend).
 
     Streams when given `on_delta`, and always when signed in (the ChatGPT backend accepts
@@ -397,8 +397,7 @@ class ResponsesProvider:
         """Arguments as ChatCompletionsProvider's: `auth` supplies per-request headers for a
         signed-in provider (the ChatGPT token and `chatgpt-account-id`); `sleep` lets tests
         observe backoff without waiting for it."""
-        self._model = model
-        self._api = HttpApi(
+        api = HttpApi(
             name=name,
             base_url=base_url,
             api_key=api_key,
@@ -417,49 +416,18 @@ class ResponsesProvider:
             backoff_cap_s=backoff_cap_s,
             sleep=sleep,
         )
+        super().__init__(api, model)
         self._url = self._api.url("responses")
         # Models that refused `include: reasoning.encrypted_content` (models that do not
         # reason): asked without it from then on.
         self._plain_models: set[str] = set()
 
-    @property
-    def name(self) -> str:
-        return self._api.name
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    @property
-    def base_url(self) -> str:
-        return self._api.base_url
-
-    @property
-    def timeout_s(self) -> float:
-        return self._api.timeout_s
-
-    async def __aenter__(self) -> ResponsesProvider:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the pooled connections. A later request opens a fresh pool."""
-        await self._api.aclose()
-
     async def complete(
         self, request: ChatRequest, on_delta: DeltaHandler | None = None
     ) -> ChatResponse:
         """Answer `request`. With `on_delta`, stream and call it with each text piece."""
-        model = request.model or self._model
-        if not model:
-            raise ProviderError(
-                f"{self.name}: no model chosen; set [agent] model in config.toml or pass --model",
-                provider=self.name,
-            )
-        names = wire_names(request.tools, self.name)
-        internal_names = {wire: internal for internal, wire in names.items()}
+        model = self._chosen_model(request)
+        names, internal_names = self._tool_names(request)
         stream = on_delta is not None or self._api.signed_in
         try:
             return await self._answer(request, model, names, internal_names, stream, on_delta)
@@ -486,13 +454,9 @@ class ResponsesProvider:
             names=names,
             encrypted_reasoning=model not in self._plain_models,
         )
-        if not stream:
-            return await self._api.retrying(
-                lambda: self._complete_once(body, model, internal_names)
-            )
-        return await self._api.retrying(
-            lambda: self._stream_once(body, model, internal_names, on_delta)
-        )
+        if stream and on_delta is None:
+            on_delta = _show_nothing
+        return await self._retried(body, model, internal_names, on_delta)
 
     async def _complete_once(
         self, body: dict[str, Any], model: str, internal_names: Mapping[str, str]
@@ -520,7 +484,7 @@ class ResponsesProvider:
         body: dict[str, Any],
         model: str,
         internal_names: Mapping[str, str],
-        on_delta: DeltaHandler | None,
+        on_delta: DeltaHandler,
     ) -> ChatResponse:
         reply = _StreamedResponse(internal_names)
         text_shown = False
@@ -538,8 +502,7 @@ class ResponsesProvider:
                         piece = reply.add_text(data)
                         if piece:
                             text_shown = True
-                            if on_delta is not None:
-                                await on_delta(piece)
+                            await on_delta(piece)
                     elif kind == "response.output_item.done":
                         reply.add_done_item(data)
                     elif kind in ("response.created", "response.in_progress"):
@@ -592,6 +555,11 @@ class ResponsesProvider:
         if isinstance(code, str) and code in _RETRYABLE_CODES:
             raise TransientFailure("broken", f"the API reported an error: {detail}")
         raise ProviderError(f"{self.name}: the API reported an error: {detail}", provider=self.name)
+
+
+async def _show_nothing(piece: str) -> None:
+    """Where streamed text goes when nobody asked to see it (signed in, the ChatGPT backend
+    answers only in streams)."""
 
 
 def _refuses_encrypted_reasoning(error: ProviderError) -> bool:
