@@ -14,18 +14,8 @@ from openpista.core.provider import ChatRequest, LlmProvider, ToolSpec
 from openpista.providers.anthropic import AnthropicProvider, default_max_tokens
 from openpista.providers.testing import FakeAnthropicReply, FakeAnthropicServer
 
-SYSTEM_RUN = ToolSpec(
-    name="system.run",
-    wire_name="system_run",
-    description="Run a shell command",
-    parameters={"type": "object", "properties": {"command": {"type": "string"}}},
-)
-BROWSER_NAVIGATE = ToolSpec(
-    name="browser.navigate",
-    wire_name="browser_navigate",
-    description="Open a URL",
-    parameters={"type": "object", "properties": {"url": {"type": "string"}}},
-)
+from .conftest import BROWSER_NAVIGATE, SYSTEM_RUN, Deltas, ask, providers_made
+
 API_KEY = "sk-ant-test-key-123"
 OAUTH_TOKEN = "sk-ant-oat01-signed-in-token"
 
@@ -39,49 +29,19 @@ def server() -> Iterator[FakeAnthropicServer]:
 
 
 @pytest.fixture
-def delays() -> list[float]:
-    return []
-
-
-@pytest.fixture
 async def make_provider(
     server: FakeAnthropicServer, delays: list[float]
 ) -> AsyncIterator[MakeProvider]:
     """Providers aimed at the fake server; backoff sleeps recorded in `delays`, not waited."""
-    made: list[AnthropicProvider] = []
-
-    async def sleep(delay: float) -> None:
-        delays.append(delay)
-
-    def make(**overrides: Any) -> AnthropicProvider:
-        options: dict[str, Any] = {
-            "name": "anthropic",
-            "model": "claude-sonnet-4-5",
-            "base_url": server.base_url,
-            "api_key": API_KEY,
-            "timeout_s": 30.0,
-            "sleep": sleep,
-        }
-        options.update(overrides)
-        provider = AnthropicProvider(**options)
-        made.append(provider)
-        return provider
-
-    yield make
-    for provider in made:
-        await provider.aclose()
-
-
-class Deltas:
-    def __init__(self) -> None:
-        self.pieces: list[str] = []
-
-    async def __call__(self, piece: str) -> None:
-        self.pieces.append(piece)
-
-
-def ask(text: str, tools: list[ToolSpec] | None = None) -> ChatRequest:
-    return ChatRequest(messages=[Message(role="user", content=text)], tools=tools or [])
+    async with providers_made(
+        AnthropicProvider,
+        delays,
+        name="anthropic",
+        model="claude-sonnet-4-5",
+        base_url=server.base_url,
+        api_key=API_KEY,
+    ) as make:
+        yield make
 
 
 def oauth_headers(beta: str = "oauth-2025-04-20") -> Callable[[], Any]:

@@ -16,34 +16,9 @@ from openpista.core.provider import ChatRequest, LlmProvider, ToolSpec
 from openpista.providers.chat_completions import ChatCompletionsProvider
 from openpista.providers.testing import FakeChatCompletionsServer, FakeReply
 
+from .conftest import BROWSER_NAVIGATE, SYSTEM_RUN, Deltas, ask
+
 MakeProvider = Callable[..., ChatCompletionsProvider]
-
-SYSTEM_RUN = ToolSpec(
-    name="system.run",
-    wire_name="system_run",
-    description="Run a shell command",
-    parameters={"type": "object", "properties": {"command": {"type": "string"}}},
-)
-BROWSER_NAVIGATE = ToolSpec(
-    name="browser.navigate",
-    wire_name="browser_navigate",
-    description="Open a URL",
-    parameters={"type": "object", "properties": {"url": {"type": "string"}}},
-)
-
-
-def ask(text: str, tools: list[ToolSpec] | None = None) -> ChatRequest:
-    return ChatRequest(messages=[Message(role="user", content=text)], tools=tools or [])
-
-
-class Deltas:
-    """Collects streamed text pieces in arrival order."""
-
-    def __init__(self) -> None:
-        self.pieces: list[str] = []
-
-    async def __call__(self, piece: str) -> None:
-        self.pieces.append(piece)
 
 
 def free_port() -> int:

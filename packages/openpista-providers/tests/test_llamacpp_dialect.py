@@ -16,19 +16,15 @@ import pytest
 
 from openpista.core.errors import ProviderError
 from openpista.core.models import Message, ToolCall
-from openpista.core.provider import ChatRequest, ToolSpec
+from openpista.core.provider import ChatRequest
 from openpista.providers._http import HttpApi
 from openpista.providers.chat_completions import ChatCompletionsProvider
 from openpista.providers.testing import FakeChatCompletionsServer, FakeReply
 
+from .conftest import SYSTEM_RUN, Deltas, ask
+
 MakeProvider = Callable[..., ChatCompletionsProvider]
 
-SYSTEM_RUN = ToolSpec(
-    name="system.run",
-    wire_name="system_run",
-    description="Run a shell command",
-    parameters={"type": "object", "properties": {"command": {"type": "string"}}},
-)
 
 # What the real server says when a request fails its pydantic model: a 500.
 VALIDATION_ERROR = (
@@ -41,18 +37,6 @@ VALIDATION_ERROR = (
 def server() -> Iterator[FakeChatCompletionsServer]:
     with FakeChatCompletionsServer(dialect="llamacpp") as fake:
         yield fake
-
-
-def ask(text: str, tools: list[ToolSpec] | None = None) -> ChatRequest:
-    return ChatRequest(messages=[Message(role="user", content=text)], tools=tools or [])
-
-
-class Deltas:
-    def __init__(self) -> None:
-        self.pieces: list[str] = []
-
-    async def __call__(self, piece: str) -> None:
-        self.pieces.append(piece)
 
 
 def tool_round_history() -> list[Message]:

@@ -22,38 +22,13 @@ from openpista.providers.responses import (
 )
 from openpista.providers.testing import FakeResponsesServer, ResponsesReply
 
+from .conftest import BROWSER_NAVIGATE, SYSTEM_RUN, Deltas, ask, providers_made
+
 MakeProvider = Callable[..., ResponsesProvider]
-
-SYSTEM_RUN = ToolSpec(
-    name="system.run",
-    wire_name="system_run",
-    description="Run a shell command",
-    parameters={"type": "object", "properties": {"command": {"type": "string"}}},
-)
-BROWSER_NAVIGATE = ToolSpec(
-    name="browser.navigate",
-    wire_name="browser_navigate",
-    description="Open a URL",
-    parameters={"type": "object", "properties": {"url": {"type": "string"}}},
-)
-
-
-def ask(text: str, tools: list[ToolSpec] | None = None) -> ChatRequest:
-    return ChatRequest(messages=[Message(role="user", content=text)], tools=tools or [])
 
 
 def user_item(text: str) -> dict[str, Any]:
     return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
-
-
-class Deltas:
-    """Collects streamed text pieces in arrival order."""
-
-    def __init__(self) -> None:
-        self.pieces: list[str] = []
-
-    async def __call__(self, piece: str) -> None:
-        self.pieces.append(piece)
 
 
 @pytest.fixture
@@ -63,37 +38,19 @@ def server() -> Iterator[FakeResponsesServer]:
 
 
 @pytest.fixture
-def delays() -> list[float]:
-    return []
-
-
-@pytest.fixture
 async def make_provider(
     server: FakeResponsesServer, delays: list[float]
 ) -> AsyncIterator[MakeProvider]:
     """Providers aimed at the fake server by default; backoff recorded, not waited for."""
-    made: list[ResponsesProvider] = []
-
-    async def sleep(delay: float) -> None:
-        delays.append(delay)
-
-    def make(**overrides: Any) -> ResponsesProvider:
-        options: dict[str, Any] = {
-            "name": "openai",
-            "model": "fake-model",
-            "base_url": server.base_url,
-            "api_key": "sk-test-key",
-            "timeout_s": 30.0,
-            "sleep": sleep,
-        }
-        options.update(overrides)
-        provider = ResponsesProvider(**options)
-        made.append(provider)
-        return provider
-
-    yield make
-    for provider in made:
-        await provider.aclose()
+    async with providers_made(
+        ResponsesProvider,
+        delays,
+        name="openai",
+        model="fake-model",
+        base_url=server.base_url,
+        api_key="sk-test-key",
+    ) as make:
+        yield make
 
 
 def state_items(response: ChatResponse) -> list[dict[str, Any]]:
