@@ -115,3 +115,50 @@ def test_a_session_started_on_chat_completions_continues_on_anthropic_with_its_t
     assert tool_use["input"] == {"command": "echo from-chat"}
     assert request["messages"][2]["content"][0]["tool_use_id"] == tool_use["id"]
     assert "from-chat" in request["messages"][2]["content"][0]["content"]
+
+
+def test_a_history_repeating_a_call_id_still_goes_to_anthropic(
+    configured: Openpista, llm: FakeChatCompletionsServer, claude: FakeAnthropicServer
+) -> None:
+    # Two servers that each number their calls from the start (as local models do): the
+    # session holds the same call id twice, which Anthropic refuses unless it is made unique.
+    with FakeChatCompletionsServer() as other:
+        configured.write_config(
+            "[agent]\n"
+            'provider = "custom"\n'
+            'model = "fake-model"\n'
+            "[providers.custom]\n"
+            f'base_url = "{llm.base_url}"\n'
+            "[providers.together]\n"
+            f'base_url = "{other.base_url}"\n'
+            'api_key = "tg-key"\n'
+            "[providers.anthropic]\n"
+            f'base_url = "{claude.base_url}"\n'
+            f'api_key = "{API_KEY}"\n'
+        )
+        for server in (llm, other):
+            server.queue_tool_calls([("system_run", {"command": "echo round"})])
+            server.queue_text("Done.")
+        claude.queue_text("Two rounds.")
+
+        first = configured.run("run", "-s", "dup-ids", "-e", "run: echo round")
+        second = configured.run(
+            "run", "-s", "dup-ids", "--provider", "together", "--model", "m", "-e", "again"
+        )
+        third = configured.run(
+            "run", "-s", "dup-ids", "--provider", "anthropic", "-e", "How many rounds?"
+        )
+
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    stored = json.loads(configured.run("session", "show", "dup-ids", "--json").stdout)
+    ids = [call["id"] for message in stored["messages"] for call in message["tool_calls"]]
+    assert len(ids) == 2 and ids[0] == ids[1]  # the repeat this test is about
+    assert third.returncode == 0, third.stderr
+    assert third.stdout.strip() == "Two rounds."
+    sent = [
+        block["id"]
+        for turn in claude.requests[-1]["messages"]
+        for block in turn["content"]
+        if block["type"] == "tool_use"
+    ]
+    assert len(set(sent)) == 2

@@ -587,6 +587,7 @@ def _validate_tools(tools: Any, tool_choice: Any) -> None:
 def _validate_messages(messages: list[Any], fake: FakeAnthropicServer) -> None:
     previous_role = ""
     previous_tool_use_ids: list[str] = []
+    every_tool_use_id: set[str] = set()
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise _ApiError(400, f"messages.{index}: Input should be a valid dictionary")
@@ -635,6 +636,11 @@ def _validate_messages(messages: list[Any], fake: FakeAnthropicServer) -> None:
             tool_use_id = _validate_block(block, role, where, fake)  # pyright: ignore[reportUnknownArgumentType]
             kind = block.get("type")
             if kind == "tool_use":
+                if tool_use_id in every_tool_use_id:
+                    # The real API's words for a conversation that repeats a call id (local
+                    # models that number calls from 0 every round).
+                    raise _ApiError(400, f"{where}: `tool_use` ids must be unique")
+                every_tool_use_id.add(tool_use_id)
                 tool_use_ids.append(tool_use_id)
             elif kind == "tool_result":
                 if tool_use_id not in previous_tool_use_ids:
