@@ -276,3 +276,14 @@ def test_azure_stores_key_endpoint_and_version(cli: Openpista) -> None:
         "api_base": "https://x.openai.azure.com",
         "api_version": "2024-10-21",
     }
+
+
+def test_status_names_openpista_api_key_as_where_the_other_key_is(cli: Openpista) -> None:
+    cli.env.pop("OPENAI_API_KEY", None)
+    cli.env.update({"OPENPISTA_PROVIDER": "together", "OPENPISTA_API_KEY": "zz-general-key"})
+
+    shown = cli.run("auth", "status")
+
+    assert shown.returncode == 0, shown.stderr
+    line = next(x for x in shown.stdout.splitlines() if " together " in x)
+    assert line.endswith("a key is also set (OPENPISTA_API_KEY)")

@@ -97,3 +97,11 @@ def test_version_and_help_import_nothing_heavy(openpista: Openpista) -> None:
         # Settings declarations are entry points: loaded with a config, never for --help.
         assert "SETTINGS: []" in done.stderr, (args, done.stderr)
         assert "openpista" in done.stdout
+
+
+def test_a_blank_or_overlong_session_id_is_refused(openpista: Openpista) -> None:
+    for bad, said in ((" ", "not blank"), ("a" * 5000, "at most 128 characters")):
+        done = openpista.run("run", "-s", bad, "-e", "hi")
+        assert done.returncode == 2
+        assert said in done.stderr
+    assert openpista.run("session", "list", "--json").stdout.strip() == "[]"

@@ -207,3 +207,22 @@ def test_model_help_imports_no_httpx() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_model_test_with_a_provider_name_alone_uses_that_providers_model(
+    openpista: Openpista,
+) -> None:
+    from openpista.providers.catalog import known_models
+    from openpista.providers.testing import FakeAnthropicServer
+
+    with FakeAnthropicServer() as api:
+        api.queue_text("Claude here.")
+        openpista.write_config(
+            f'[providers.anthropic]\nbase_url = "{api.base_url}"\napi_key = "ak-test"\n'
+        )
+        del openpista.env["OPENPISTA_BASE_URL"]
+
+        result = openpista.run("model", "test", "anthropic/")
+
+        assert result.returncode == 0, result.stderr
+        assert api.requests[-1]["model"] == known_models("anthropic")[0]

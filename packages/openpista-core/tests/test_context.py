@@ -259,8 +259,8 @@ async def test_a_message_too_long_for_the_budget_is_refused_before_sending() -> 
         )
 
     assert isinstance(caught.value, OpenpistaError)
-    assert "too long for agent.context_tokens = 1000" in str(caught.value)
-    assert "context_tokens" in str(caught.value).split(":", 1)[1]
+    assert "too long for a request of at most 1,000 tokens" in str(caught.value)
+    assert "[agent] context_tokens" in str(caught.value)
     assert model.requests == []
 
 
@@ -661,7 +661,7 @@ async def test_a_cjk_message_over_the_budget_is_refused_not_sent() -> None:
         )
 
     assert caught.value.needed > 7200
-    assert "the message is too long for agent.context_tokens = 3000" in str(caught.value)
+    assert "the message is too long for a request of at most 3,000 tokens" in str(caught.value)
     assert model.requests == []
 
 

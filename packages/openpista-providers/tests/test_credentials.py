@@ -260,3 +260,43 @@ def test_a_stored_file_is_found_by_the_fast_path(tmp_path: Path) -> None:
 
     assert store is not None
     assert store.get("together") is not None
+
+
+def test_one_malformed_entry_stops_only_what_uses_it_and_can_be_removed(
+    tmp_path: Path,
+) -> None:
+    env = {"OPENPISTA_CREDENTIALS_BACKEND": "file"}
+    store = CredentialStore.open(tmp_path, env)
+    store.put(Credential(provider="together", method="api_key", access_token="tg-key"))
+    file = tmp_path / "credentials.toml"
+    file.write_text(
+        file.read_text() + '\n[openai]\nmethod = "oauth"\naccess_token = "a"\nexpires_at = "soon"\n'
+    )
+
+    # Other providers keep working, and so does writing.
+    assert store.get("together") is not None
+    store.put(Credential(provider="gemini", method="api_key", access_token="gm-key"))
+    with pytest.raises(ConfigError) as caught:
+        store.get("openai")
+    assert "openai.expires_at" in str(caught.value)
+    assert "openpista auth logout openai" in str(caught.value)
+
+    assert store.delete("openai")
+    assert [c.provider for c in store.all()] == ["gemini", "together"]
+
+
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_an_expiry_that_is_no_real_time_is_refused(tmp_path: Path, value: str) -> None:
+    file = tmp_path / "credentials.toml"
+    file.write_text(f'[openai]\nmethod = "oauth"\naccess_token = "a"\nexpires_at = {value}\n')
+    file.chmod(0o600)
+
+    with pytest.raises(ConfigError, match=r"openai\.expires_at: expected a number"):
+        CredentialStore.open(tmp_path, {"OPENPISTA_CREDENTIALS_BACKEND": "file"}).get("openai")
+
+
+def test_a_folder_where_the_file_should_be_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "credentials.toml").mkdir()
+
+    with pytest.raises(CredentialStoreError, match=r"cannot read .*credentials\.toml: Is a"):
+        CredentialStore.open(tmp_path, {"OPENPISTA_CREDENTIALS_BACKEND": "file"}).get("openai")

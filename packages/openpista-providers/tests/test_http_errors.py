@@ -88,3 +88,28 @@ async def test_an_unknown_model_in_a_400_lists_the_known_ones(
     message = str(caught.value)
     assert "HTTP 400): The requested model 'nosuch' does not exist; known" in message
     assert "known models for openai: " in message and "gpt-4.1-mini" in message
+
+
+async def test_a_placeholder_key_does_not_garble_the_message(
+    make_provider: MakeProvider, unused_port: int
+) -> None:
+    # Ollama's docs use the key "ollama"; masking it would turn the provider's own name
+    # into *** (real keys are far longer and still masked).
+    provider = make_provider(
+        name="ollama", api_key="ollama", base_url=f"http://127.0.0.1:{unused_port}/v1"
+    )
+
+    with pytest.raises(ProviderError) as caught:
+        await provider.complete(HI)
+
+    assert str(caught.value).startswith("ollama: cannot reach http://127.0.0.1:")
+    assert "providers.ollama.base_url" in str(caught.value)
+
+
+@pytest.fixture
+def unused_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -292,13 +292,17 @@ def _duration(seconds: float) -> str:
 
 def _keys_elsewhere(config_path: Path | None) -> dict[str, str]:
     """Providers with a key in the environment or config.toml: name -> where."""
-    from openpista.core.config import load_config
+    from openpista.core.config import env_value, load_config
 
     found: dict[str, str] = {}
     for slot in CREDENTIAL_SLOTS.values():
         if slot.key_env and os.environ.get(slot.key_env, "").strip():
             found[slot.name] = slot.key_env
     config = load_config(config_path)
+    # The loader gave OPENPISTA_API_KEY to the active provider's section: name it, not the file.
+    general = env_value(os.environ, "OPENPISTA_API_KEY")
+    if general is not None and config.agent.provider not in found:
+        found[config.agent.provider] = general[0]
     for name, section in config.providers.items():
         if section.api_key.strip() and name not in found:
             found[name] = "providers." + name + ".api_key in the config"

@@ -24,6 +24,24 @@ def _text_param(ctx: click.Context, param: click.Parameter, value: str | None) -
     return None if value is None else valid_text(value)
 
 
+MAX_SESSION_ID_LENGTH = 128
+
+
+def _session_param(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A session id to resume or create: printable text, not blank, at most 128 characters
+    (it is typed again later, and shown in every `session list` row)."""
+    text = _text_param(ctx, param, value)
+    if text is None:
+        return None
+    if not text.strip() or not text.isprintable():
+        raise click.BadParameter("a session id must be printable text, not blank", ctx, param)
+    if len(text) > MAX_SESSION_ID_LENGTH:
+        raise click.BadParameter(
+            f"a session id is at most {MAX_SESSION_ID_LENGTH} characters", ctx, param
+        )
+    return text
+
+
 class Globals:
     """The options given before the command, shared by every command."""
 
@@ -64,7 +82,7 @@ def _guarded(func: F) -> F:
     help="Log verbosity (logs go to stderr).",
 )
 @click.option(
-    "-s", "--session", "session_id", callback=_text_param, help="Resume this session (TUI)."
+    "-s", "--session", "session_id", callback=_session_param, help="Resume this session (TUI)."
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(VERSION, "--version", prog_name="openpista", message="%(prog)s %(version)s")
@@ -128,7 +146,7 @@ def _usage_error(message: str, as_json: bool) -> NoReturn:
     "-s",
     "--session",
     "session_id",
-    callback=_text_param,
+    callback=_session_param,
     help="Continue this session (created if new).",
 )
 @click.option("--provider", help="Provider for this run (overrides [agent] provider).")
@@ -177,7 +195,7 @@ def start() -> None:
 
 
 @cli.command()
-@click.option("-s", "--session", "session_id", callback=_text_param, help="Resume this session.")
+@click.option("-s", "--session", "session_id", callback=_session_param, help="Resume this session.")
 @_guarded
 def tui(session_id: str | None) -> None:
     """Chat interactively in the terminal (resume a session with -s)."""

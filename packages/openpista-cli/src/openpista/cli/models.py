@@ -125,8 +125,15 @@ def parse_model(config: Config, text: str | None) -> tuple[str, str]:
     prefix, slash, rest = text.partition("/")
     provider = normalise_provider(prefix)
     installed = plugins.available(plugins.PROVIDERS_GROUP)
-    if slash and rest and provider in {*installed, *catalog_providers()}:
+    known_providers = {*installed, *catalog_providers()}
+    if slash and rest and provider in known_providers:
         return provider, rest
+    if provider in known_providers and not rest and provider != active:
+        # `model test anthropic` or `anthropic/`: that provider's own model.
+        models = known_models(provider)
+        if not models:
+            raise ConfigError("command line", "MODEL", f'name a model: "{provider}/MODEL"')
+        return provider, models[0]
     known = known_models(active)
     if slash and known and not any("/" in name for name in known):
         raise ConfigError(

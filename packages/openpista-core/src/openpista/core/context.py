@@ -150,9 +150,9 @@ class ContextTooLongError(OpenpistaError):
         what = "this turn's latest tool round" if tool_round else "the message"
         advice = "Ask for less at a time" if tool_round else "Send a shorter message"
         super().__init__(
-            f"{what} is too long for agent.context_tokens = {budget}: with the system prompt "
-            f"and tool definitions it needs about {needed} tokens. {advice}, or raise "
-            "[agent] context_tokens (up to the model's context window)."
+            f"{what} is too long for a request of at most {budget:,} tokens (the model's "
+            "context window, or [agent] context_tokens when set): with the system prompt "
+            f"and tool definitions it needs about {needed:,} tokens. {advice}."
         )
 
 

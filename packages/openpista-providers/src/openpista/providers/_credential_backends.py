@@ -43,18 +43,20 @@ class FileBackend(CredentialBackend):
         self.location = str(path)
 
     def read(self, provider: str) -> Credential | None:
-        return self._load().get(provider)
+        entry = self._load().get(provider)
+        return None if entry is None else self._parse(provider, entry)
 
     def read_all(self) -> list[Credential]:
-        return list(self._load().values())
+        return [self._parse(provider, entry) for provider, entry in self._load().items()]
 
     def write(self, credential: Credential) -> None:
         with exclusive_lock(self.lock_path):
             entries = self._load()
-            entries[credential.provider] = credential
+            entries[credential.provider] = credential.to_table()
             self._save(entries)
 
     def remove(self, provider: str) -> bool:
+        # The entry is not parsed: a malformed one can always be removed.
         with exclusive_lock(self.lock_path):
             entries = self._load()
             if entries.pop(provider, None) is None:
@@ -62,16 +64,21 @@ class FileBackend(CredentialBackend):
             self._save(entries)
             return True
 
-    def _load(self) -> dict[str, Credential]:
+    def _load(self) -> dict[str, dict[str, Any]]:
+        """Every entry as its raw table: each is parsed only when asked for, so a malformed
+        entry stops only what uses it (and `auth logout` can still remove it)."""
         try:
             descriptor = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return {}
         except OSError as exc:
             raise CredentialStoreError(f"cannot read {self.path}: {exc.strerror}") from None
-        with os.fdopen(descriptor, "rb") as file:
-            self._check_mode(os.fstat(file.fileno()).st_mode)
-            raw = file.read()
+        try:
+            with os.fdopen(descriptor, "rb") as file:
+                self._check_mode(os.fstat(file.fileno()).st_mode)
+                raw = file.read()
+        except OSError as exc:  # a folder where the file should be, say
+            raise CredentialStoreError(f"cannot read {self.path}: {exc.strerror}") from None
         try:
             table = tomllib.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -80,16 +87,24 @@ class FileBackend(CredentialBackend):
                 "(file)",
                 f"not valid TOML ({exc}); fix it, or delete it and sign in again",
             ) from None
-        entries: dict[str, Credential] = {}
+        entries: dict[str, dict[str, Any]] = {}
         for provider, entry in table.items():
             if not isinstance(entry, dict):
                 raise ConfigError(str(self.path), provider, "expected a table ([PROVIDER])")
-            try:
-                entries[provider] = Credential.from_table(provider, cast(dict[str, Any], entry))
-            except ValueError as exc:
-                key, _, problem = str(exc).partition(": ")
-                raise ConfigError(str(self.path), f"{provider}.{key}", problem) from None
+            entries[provider] = cast(dict[str, Any], entry)
         return entries
+
+    def _parse(self, provider: str, entry: dict[str, Any]) -> Credential:
+        try:
+            return Credential.from_table(provider, entry)
+        except ValueError as exc:
+            key, _, problem = str(exc).partition(": ")
+            raise ConfigError(
+                str(self.path),
+                f"{provider}.{key}",
+                f"{problem}; fix it, or remove the entry with `openpista auth logout "
+                f"{provider}` and sign in again",
+            ) from None
 
     def _check_mode(self, mode: int) -> None:
         loose = stat.S_IMODE(mode) & 0o077
@@ -109,10 +124,9 @@ class FileBackend(CredentialBackend):
             stat.S_IMODE(mode),
         )
 
-    def _save(self, entries: dict[str, Credential]) -> None:
+    def _save(self, entries: dict[str, dict[str, Any]]) -> None:
         text = _FILE_HEADER + "".join(
-            "\n" + _toml_table(provider, entries[provider].to_table())
-            for provider in sorted(entries)
+            "\n" + _toml_table(provider, entries[provider]) for provider in sorted(entries)
         )
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -152,7 +166,7 @@ def _toml_table(name: str, table: dict[str, object]) -> str:
         if isinstance(value, dict):
             items = cast(dict[str, str], value)
             nested.append(f"\n[{_toml_key(name)}.{_toml_key(key)}]")
-            nested.extend(f"{_toml_key(k)} = {_toml_string(v)}" for k, v in items.items())
+            nested.extend(f"{_toml_key(k)} = {_toml_string(str(v))}" for k, v in items.items())
         elif isinstance(value, float | int):
             lines.append(f"{_toml_key(key)} = {float(value)!r}")
         else:

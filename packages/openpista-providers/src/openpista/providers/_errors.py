@@ -19,9 +19,14 @@ def one_line(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
+MIN_SECRET_LENGTH = 8
+"""Shorter "secrets" are placeholders (`ollama`, `none`, `x`): masking them would garble the
+message (`***: cannot reach ...`) and protect nothing."""
+
+
 def scrub(text: str, secret: str) -> str:
     """`text` with every occurrence of `secret` masked, so an API key never reaches a message."""
-    return text.replace(secret, "***") if secret else text
+    return text.replace(secret, "***") if len(secret) >= MIN_SECRET_LENGTH else text
 
 
 def api_error_message(body: bytes) -> str:

@@ -14,6 +14,7 @@ writes; writes of the file take a lock, so two processes never lose each other's
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -105,7 +106,9 @@ class Credential:
             raise ValueError("access_token: missing")
         expires_at = table.get("expires_at")
         if expires_at is not None and (
-            isinstance(expires_at, bool) or not isinstance(expires_at, int | float)
+            isinstance(expires_at, bool)
+            or not isinstance(expires_at, int | float)
+            or not math.isfinite(expires_at)
         ):
             raise ValueError("expires_at: expected a number (unix seconds)")
         extra = table.get("extra", {})
