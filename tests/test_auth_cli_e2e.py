@@ -205,7 +205,10 @@ def test_a_malformed_credentials_file_is_named(cli: Openpista) -> None:
     file.chmod(0o600)
     result = cli.run("auth", "status")
     assert result.returncode == 2
-    assert result.stderr == (f"openpista: error: {file}: openai.access_token: expected a string\n")
+    assert result.stderr == (
+        f"openpista: error: {file}: openai.access_token: expected a string; fix it, or remove "
+        "the entry with `openpista auth logout openai` and sign in again\n"
+    )
 
 
 def test_auth_help_and_status_import_nothing_heavy(cli: Openpista) -> None:

@@ -100,7 +100,7 @@ def test_version_and_help_import_nothing_heavy(openpista: Openpista) -> None:
 
 
 def test_a_blank_or_overlong_session_id_is_refused(openpista: Openpista) -> None:
-    for bad, said in ((" ", "not blank"), ("a" * 5000, "at most 128 characters")):
+    for bad, said in ((" ", "must not be blank"), ("a" * 5000, "at most 128 characters")):
         done = openpista.run("run", "-s", bad, "-e", "hi")
         assert done.returncode == 2
         assert said in done.stderr

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from openpista.core.agent import Agent
-from openpista.core.context import ContextBudget
+from openpista.core.context import ContextBudget, ContextTooLongError
 from openpista.core.history import repair_tool_pairs
 from openpista.core.models import Message, ProviderStatePart, ToolCall
 from openpista.core.provider import ChatRequest, ChatResponse
@@ -207,3 +209,17 @@ def test_a_renamed_id_never_takes_an_id_used_elsewhere() -> None:
     assert len(set(call_ids)) == 3
     assert call_ids[0] == "c" and call_ids[2] == "c_2"
     assert [m.tool_call_id for m in repaired if m.role == "tool"] == call_ids
+
+
+async def test_a_message_too_long_ever_to_fit_is_refused_and_not_kept() -> None:
+    # Kept, it would be summarised (a huge request) at the next turn.
+    memory = InMemoryStore()
+    session = (await memory.create_session(CHANNEL)).id
+    provider = ScriptedProvider([text_reply("never asked")])
+    agent = Agent(provider, ToolRegistry([ECHO_TOOL]), memory, context=ContextBudget(2000))
+
+    with pytest.raises(ContextTooLongError):
+        await agent.run_turn(session, "x" * 50_000, channel_id=CHANNEL)
+
+    assert await memory.load_messages(session) == []
+    assert provider.requests == []

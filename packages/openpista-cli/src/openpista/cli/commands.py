@@ -28,13 +28,13 @@ MAX_SESSION_ID_LENGTH = 128
 
 
 def _session_param(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """A session id to resume or create: printable text, not blank, at most 128 characters
-    (it is typed again later, and shown in every `session list` row)."""
+    """A session id to resume or create: not blank, at most 128 characters (it is typed again
+    later, and shown in every `session list` row; control characters are escaped there)."""
     text = _text_param(ctx, param, value)
     if text is None:
         return None
-    if not text.strip() or not text.isprintable():
-        raise click.BadParameter("a session id must be printable text, not blank", ctx, param)
+    if not text.strip():
+        raise click.BadParameter("a session id must not be blank", ctx, param)
     if len(text) > MAX_SESSION_ID_LENGTH:
         raise click.BadParameter(
             f"a session id is at most {MAX_SESSION_ID_LENGTH} characters", ctx, param

@@ -156,7 +156,9 @@ class Agent:
             sender=None if turn.sender is None else valid_text(turn.sender),
             parts=self._store_attachments(turn.attachments),
         )
-        # Stored before the LLM is asked, so the message survives a provider failure.
+        # Refused before it is stored when it can never fit; else stored before the LLM is
+        # asked, so the message survives a provider failure.
+        self.context.refuse_oversized(self.build_system_message(), user_message, self.tools.specs())
         await memory.append_messages(session_id, [user_message])
         conversation.append(user_message)
 

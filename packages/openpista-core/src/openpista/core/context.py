@@ -312,6 +312,16 @@ class ContextBudget:
         self.estimator = estimator if estimator is not None else TokenEstimator()
         self.summary_share = summary_share
 
+    def refuse_oversized(
+        self, system: Message, message: Message, tools: Sequence[ToolSpec] = ()
+    ) -> None:
+        """ContextTooLongError when `message` cannot fit a request even alone beside the
+        system prompt and the tools: checked before the message is stored, so a refused
+        message does not stay in the session (to be summarised at the next turn)."""
+        needed = self.estimator.request_tokens([system, message], tools)
+        if needed > self.max_tokens:
+            raise ContextTooLongError(needed, self.max_tokens)
+
     def observe(self, fitted: FittedRequest, usage: Usage | None) -> None:
         """Tell the estimator what the provider counted for the request `fitted` made."""
         self.estimator.observe(fitted.tokens, usage.input_tokens if usage is not None else None)
