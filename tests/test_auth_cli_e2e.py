@@ -290,3 +290,16 @@ def test_status_names_openpista_api_key_as_where_the_other_key_is(cli: Openpista
     assert shown.returncode == 0, shown.stderr
     line = next(x for x in shown.stdout.splitlines() if " together " in x)
     assert line.endswith("a key is also set (OPENPISTA_API_KEY)")
+
+
+def test_sigterm_while_the_browser_step_waits_stops_with_one_line(cli: Openpista) -> None:
+    import signal
+
+    login = cli.popen("auth", "login", "openai")
+    _read_until(login, r"http://\S+/openai/oauth/authorize\?\S+")
+    login.send_signal(signal.SIGTERM)
+    status, _, err = _finish(login)
+
+    assert status == 143
+    assert err.strip().splitlines()[-1] == "openpista: stopped by SIGTERM"
+    assert not (cli.home / "credentials.toml").exists()

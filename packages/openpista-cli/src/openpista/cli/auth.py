@@ -6,7 +6,6 @@ a terminal, for scripts), and `status` shows how and until when, never a token.
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import os
 import sys
@@ -52,10 +51,22 @@ def login(provider: str | None, method: str | None, *, no_browser: bool) -> None
         slot = _slot_or_usage_error(provider)
         chosen = _method_for(slot, method or slot.methods[0].kind)
     if chosen.kind == "oauth":
+        from openpista.cli.signals import run_cancellable
         from openpista.providers.signin.flows import sign_in
 
         console = TerminalConsole(open_browsers=not no_browser)
-        credential = asyncio.run(sign_in(slot.name, console))
+        signed_in: list[Credential] = []
+
+        async def wait_for_sign_in() -> int:
+            signed_in.append(await sign_in(slot.name, console))
+            return 0
+
+        # Ctrl-C or SIGTERM while the browser step waits: the callback port is freed, one
+        # line is said, and the status is 128 + the signal, as for every other command.
+        status = run_cancellable(wait_for_sign_in())
+        if not signed_in:
+            raise SystemExit(status)
+        credential = signed_in[0]
     else:
         credential = _read_key(slot, chosen)
     store.put(credential)
