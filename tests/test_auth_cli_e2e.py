@@ -303,3 +303,14 @@ def test_sigterm_while_the_browser_step_waits_stops_with_one_line(cli: Openpista
     assert status == 143
     assert err.strip().splitlines()[-1] == "openpista: stopped by SIGTERM"
     assert not (cli.home / "credentials.toml").exists()
+
+
+def test_status_with_nothing_stored_says_where_sign_ins_will_go(cli: Openpista) -> None:
+    shown = cli.run("auth", "status")
+
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(
+        "No credentials are stored yet; `openpista auth login` keeps them in "
+        f"{cli.home / 'credentials.toml'}."
+    )
+    assert not (cli.home / "credentials.toml").exists()

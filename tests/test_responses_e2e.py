@@ -79,3 +79,9 @@ def test_the_reasoning_is_stored_with_the_session_and_sent_back_next_run(
     ]
     shown = json.loads(configured.run("session", "show", "r1", "--json").stdout)
     assert [m["role"] for m in shown["messages"]][-2:] == ["user", "assistant"]
+    # In text, the call that came with reasoning is one entry, the state noted on its line.
+    text = configured.run("session", "show", "r1").stdout
+    call_line = next(line for line in text.splitlines() if "→ system.run" in line)
+    assert call_line.startswith("[assistant → system.run ")
+    assert "[responses state]" in call_line and "[tokens: " in call_line
+    assert "[responses state]" not in [line.strip() for line in text.splitlines()]

@@ -251,7 +251,12 @@ def status(config_path: Path | None) -> None:
     store = CredentialStore.open()
     stored = {credential.provider: credential for credential in store.all()}
     elsewhere = _keys_elsewhere(config_path)
-    _say(f"Credentials are stored in {store.location}.\n")
+    if stored:
+        _say(f"Credentials are stored in {store.location}.\n")
+    else:
+        _say(
+            f"No credentials are stored yet; `openpista auth login` keeps them in {store.location}.\n"
+        )
     names = list(CREDENTIAL_SLOTS) + sorted(set(stored) - set(CREDENTIAL_SLOTS))
     width = max(len(name) for name in names)
     shown_width = max(len(slot.display_name) for slot in CREDENTIAL_SLOTS.values())

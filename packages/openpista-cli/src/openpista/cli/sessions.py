@@ -20,6 +20,7 @@ from openpista.core.models import (
     ImagePart,
     Message,
     Part,
+    ProviderStatePart,
     Session,
     TextPart,
     part_to_dict,
@@ -112,7 +113,11 @@ def show_session(config_path: Path | None, session_id: str, *, as_json: bool) ->
     sys.stdout.write(f"{title}, {len(messages)} messages\n\n")
     media = MediaStore.in_home(config.home)
     for message in messages:
-        extras = "".join(f"{_describe_part(part, media)}\n" for part in message.parts)
+        extras = "".join(
+            f"{_describe_part(part, media)}\n"
+            for part in message.parts
+            if not isinstance(part, ProviderStatePart)
+        )
         if message.role == "tool":
             sys.stdout.write(f"[tool result {message.tool_call_id}]\n{message.content}\n{extras}\n")
             continue
@@ -120,6 +125,11 @@ def show_session(config_path: Path | None, session_id: str, *, as_json: bool) ->
         usage = ""
         if message.input_tokens is not None or message.output_tokens is not None:
             usage = " " + _tokens(message.input_tokens, message.output_tokens)
+        # Reasoning or thinking kept for the provider: noted on the first line, so a tool
+        # call that came with it stays one entry.
+        for part in message.parts:
+            if isinstance(part, ProviderStatePart):
+                usage += f" [{printable(part.provider)} state]"
         if message.content or extras:
             who = f" {printable(message.sender)}" if message.sender else ""
             sys.stdout.write(f"[{message.role}{who}]{usage}\n{message.content}\n{extras}\n")
