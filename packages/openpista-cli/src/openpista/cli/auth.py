@@ -255,7 +255,8 @@ def status(config_path: Path | None) -> None:
         _say(f"Credentials are stored in {store.location}.\n")
     else:
         _say(
-            f"No credentials are stored yet; `openpista auth login` keeps them in {store.location}.\n"
+            "No credentials are stored yet; `openpista auth login` keeps them in "
+            f"{store.location}.\n"
         )
     names = list(CREDENTIAL_SLOTS) + sorted(set(stored) - set(CREDENTIAL_SLOTS))
     width = max(len(name) for name in names)
