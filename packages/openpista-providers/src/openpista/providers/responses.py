@@ -16,10 +16,7 @@ and the `chatgpt-account-id` header from the `auth` callable (see `chatgpt_accou
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -52,8 +49,6 @@ reads it back, so a switch between two Responses providers keeps the reasoning).
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 
-_AUTH_CLAIM = "https://api.openai.com/auth"
-
 # Error codes of `response.failed` and `error` events worth another attempt.
 _RETRYABLE_CODES = frozenset({"server_error", "rate_limit_exceeded", "server_is_overloaded"})
 
@@ -70,19 +65,12 @@ def chatgpt_account_id(id_token: str) -> str:
     TLS, and only OpenAI's servers act on the header. Raises ValueError (never quoting the
     token) when it is not a JWT or carries no account id.
     """
-    parts = id_token.strip().split(".")
-    if len(parts) != 3 or not parts[1]:
-        raise ValueError("the id_token is not a JWT (expected three dot-separated parts)")
-    payload = parts[1] + "=" * (-len(parts[1]) % 4)
-    try:
-        claims: Any = json.loads(base64.urlsafe_b64decode(payload))
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("the id_token's claims are not base64url-encoded JSON") from exc
-    auth: Any = claims.get(_AUTH_CLAIM) if isinstance(claims, dict) else None
-    account: Any = auth.get("chatgpt_account_id") if isinstance(auth, dict) else None
-    if not isinstance(account, str) or not account:
+    from openpista.providers.signin.jwt import OPENAI_AUTH_CLAIM, account_id_in, jwt_payload
+
+    account = account_id_in(jwt_payload(id_token))
+    if not account:
         raise ValueError(
-            f"the id_token has no {_AUTH_CLAIM} chatgpt_account_id claim "
+            f"the id_token has no {OPENAI_AUTH_CLAIM} chatgpt_account_id claim "
             "(was it issued for a ChatGPT sign-in?)"
         )
     return account
