@@ -207,6 +207,42 @@ class _OpenAIHandler(FakeHandler[FakeT]):
         extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         self._send_json(error.status, payload, extra)
 
+    def _answer_scripted(
+        self,
+        parsed: Any,
+        check: Callable[[], None],
+        next_reply: Callable[[], Any],
+        stream: Callable[[Any], None],
+        whole: Callable[[Any], dict[str, Any]],
+        body: dict[str, Any],
+    ) -> None:
+        """What both OpenAI fakes do with a request: refuse a body that is no JSON object and
+        whatever `check` refuses, then send the next scripted reply (raw, an error, streamed
+        or whole)."""
+        try:
+            if not isinstance(parsed, dict):
+                raise _ApiError(
+                    400,
+                    "We could not parse the JSON body of your request. (HINT: This likely means "
+                    "you aren't using your HTTP library correctly.)",
+                )
+            check()
+        except _ApiError as error:
+            self._send_error(error)
+            return
+        reply = next_reply()
+        if reply.raw_body is not None:
+            self._send_bytes(reply.status, reply.raw_body.encode(), "text/plain; charset=utf-8")
+        elif reply.status >= 400:
+            self._send_error(
+                _ApiError(reply.status, reply.error_message or "scripted error"),
+                retry_after=reply.retry_after,
+            )
+        elif body.get("stream"):
+            stream(reply)
+        else:
+            self._send_json(reply.status, whole(reply))
+
 
 class _Handler(_OpenAIHandler[FakeChatCompletionsServer]):
     def do_GET(self) -> None:
@@ -224,30 +260,19 @@ class _Handler(_OpenAIHandler[FakeChatCompletionsServer]):
         if self.fake.dialect == "llamacpp":
             self._answer_as_llamacpp(headers, body)
             return
-        try:
+
+        def check() -> None:
             self._check_api_key(headers)
-            if not isinstance(parsed, dict):
-                raise _ApiError(
-                    400,
-                    "We could not parse the JSON body of your request. (HINT: This likely means "
-                    "you aren't using your HTTP library correctly.)",
-                )
             _validate_request(body, self.fake.models)
-        except _ApiError as error:
-            self._send_error(error)
-            return
-        reply = self.fake._next_reply(body)
-        if reply.raw_body is not None:
-            self._send_bytes(reply.status, reply.raw_body.encode(), "text/plain; charset=utf-8")
-        elif reply.status >= 400:
-            self._send_error(
-                _ApiError(reply.status, reply.error_message or "scripted error"),
-                retry_after=reply.retry_after,
-            )
-        elif body.get("stream"):
-            self._send_stream(body, reply)
-        else:
-            self._send_json(reply.status, self._completion(body, reply))
+
+        self._answer_scripted(
+            parsed,
+            check,
+            lambda: self.fake._next_reply(body),
+            lambda reply: self._send_stream(body, reply),
+            lambda reply: self._completion(body, reply),
+            body,
+        )
 
     def _answer_as_llamacpp(self, headers: Mapping[str, str], body: dict[str, Any]) -> None:
         expected = self.fake.require_api_key

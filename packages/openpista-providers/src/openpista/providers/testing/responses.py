@@ -253,30 +253,19 @@ class _Handler(_OpenAIHandler[FakeResponsesServer]):
             self._send_error(_ApiError(404, f"Invalid URL (POST {self.path})"))
             return
         self.fake._record(RecordedRequest("POST", self.path, headers, body))
-        try:
+
+        def check() -> None:
             self._check_headers(headers)
-            if not isinstance(parsed, dict):
-                raise _ApiError(
-                    400,
-                    "We could not parse the JSON body of your request. (HINT: This likely means "
-                    "you aren't using your HTTP library correctly.)",
-                )
             _validate_request(body, self.fake)
-        except _ApiError as error:
-            self._send_error(error)
-            return
-        reply = self.fake._next_reply(body)
-        if reply.raw_body is not None:
-            self._send_bytes(reply.status, reply.raw_body.encode(), "text/plain; charset=utf-8")
-        elif reply.status >= 400:
-            self._send_error(
-                _ApiError(reply.status, reply.error_message or "scripted error"),
-                retry_after=reply.retry_after,
-            )
-        elif body.get("stream"):
-            self._send_stream(body, reply)
-        else:
-            self._send_json(200, self._response_object(body, reply, self._output(body, reply)))
+
+        self._answer_scripted(
+            parsed,
+            check,
+            lambda: self.fake._next_reply(body),
+            lambda reply: self._send_stream(body, reply),
+            lambda reply: self._response_object(body, reply, self._output(body, reply)),
+            body,
+        )
 
     # -- API checks -----------------------------------------------------------------------
 
