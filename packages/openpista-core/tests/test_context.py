@@ -489,6 +489,32 @@ async def test_a_tool_call_too_long_for_the_budget_is_refused() -> None:
     assert model.requests == []
 
 
+async def assert_fits_or_is_refused(
+    history: list[Message], limit: int
+) -> tuple[InMemoryStore, str] | None:
+    """`history` fitted to `limit`, or refused: when it fits, the newest user message is in,
+    the estimate is exact and within the limit, pairs are whole, and so is every summary
+    request. Returns the store and session it used (None when refused)."""
+    memory, model = InMemoryStore(), Model()
+    session_id = await new_session(memory, history)
+    budget = ContextBudget(limit)
+
+    try:
+        fitted = await budget.fit(
+            session_id, SYSTEM, history, [SHELL], provider=model.provider, memory=memory
+        )
+    except ContextTooLongError:
+        return None
+    newest = max(i for i, m in enumerate(history) if m.role == "user")
+    assert history[newest] in fitted.messages
+    assert fitted.tokens <= limit
+    assert fitted.tokens == budget.estimator.request_tokens(fitted.messages, [SHELL])
+    assert_pairs_whole(fitted.messages)
+    for request in model.requests:
+        assert budget.estimator.request_tokens(request.messages, request.tools) <= limit
+    return memory, session_id
+
+
 @pytest.mark.parametrize("seed", range(30))
 async def test_random_conversations_fit_or_are_refused(seed: int) -> None:
     rng = random.Random(seed)
@@ -500,24 +526,10 @@ async def test_random_conversations_fit_or_are_refused(seed: int) -> None:
         history.append(Message("assistant", "a" * rng.randint(1, 800)))
     history.pop()  # the turn in progress: ends with its user message or a tool round
     limit = rng.choice([800, 1500, 3000, 6000])
-    memory, model = InMemoryStore(), Model()
-    session_id = await new_session(memory, history)
-    budget = ContextBudget(limit)
-
-    try:
-        fitted = await budget.fit(
-            session_id, SYSTEM, history, [SHELL], provider=model.provider, memory=memory
-        )
-    except ContextTooLongError:
-        return
-    newest = max(i for i, m in enumerate(history) if m.role == "user")
-    assert history[newest] in fitted.messages
-    assert fitted.tokens <= limit
-    assert fitted.tokens == budget.estimator.request_tokens(fitted.messages, [SHELL])
-    assert_pairs_whole(fitted.messages)
-    for request in model.requests:
-        assert budget.estimator.request_tokens(request.messages, request.tools) <= limit
-    assert len(await memory.load_messages(session_id)) == len(history)
+    used = await assert_fits_or_is_refused(history, limit)
+    if used is not None:
+        memory, session_id = used
+        assert len(await memory.load_messages(session_id)) == len(history)
 
 
 # --- the estimate -------------------------------------------------------------------------
@@ -747,23 +759,7 @@ async def test_random_mixed_script_conversations_fit_or_are_refused(seed: int) -
         history.append(Message("assistant", text(rng.randint(1, 400))))
     history.pop()
     limit = rng.choice([800, 1500, 3000, 6000])
-    memory, model = InMemoryStore(), Model()
-    session_id = await new_session(memory, history)
-    budget = ContextBudget(limit)
-
-    try:
-        fitted = await budget.fit(
-            session_id, SYSTEM, history, [SHELL], provider=model.provider, memory=memory
-        )
-    except ContextTooLongError:
-        return
-    newest = max(i for i, m in enumerate(history) if m.role == "user")
-    assert history[newest] in fitted.messages
-    assert fitted.tokens <= limit
-    assert fitted.tokens == budget.estimator.request_tokens(fitted.messages, [SHELL])
-    assert_pairs_whole(fitted.messages)
-    for request in model.requests:
-        assert budget.estimator.request_tokens(request.messages, request.tools) <= limit
+    await assert_fits_or_is_refused(history, limit)
 
 
 # --- the budget from the configuration ----------------------------------------------------
