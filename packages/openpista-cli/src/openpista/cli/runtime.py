@@ -51,14 +51,17 @@ def create_provider(config: Config, provider: str | None, model: str | None) -> 
     `--provider` naming another provider than the config's, without `--model`, gets that
     provider's first known model: the config's model belongs to the config's provider.
     """
-    _check_provider_sections(config)
+    # Listing entry points scans every installed distribution: once per start, not per use.
+    installed = plugins.available(plugins.PROVIDERS_GROUP)
+    _check_provider_sections(config, installed)
     source, key = ("command line", "--provider") if provider else (_config_file(config), "")
     if provider and model is None and normalise_provider(provider) != config.agent.provider:
         model = default_model(normalise_provider(provider))
-    primary = build_provider(config, provider, model, source=source, key=key or "agent.provider")
+    primary = build_provider(
+        config, provider, model, source=source, key=key or "agent.provider", installed=installed
+    )
     if not config.agent.fallback_models:
         return primary
-    installed = plugins.available(plugins.PROVIDERS_GROUP)
     fallbacks: list[FallbackModel] = []
     for entry in config.agent.fallback_models:
         name, _, entry_model = entry.partition("/")
@@ -78,17 +81,17 @@ def create_provider(config: Config, provider: str | None, model: str | None) -> 
             source=_config_file(config),
             key="agent.fallback_models",
             active=False,
+            installed=installed,
         )
         fallbacks.append(FallbackModel(entry, build))
     return FallbackProvider(primary, fallbacks)
 
 
-def _check_provider_sections(config: Config) -> None:
+def _check_provider_sections(config: Config, installed: list[str]) -> None:
     """A `[providers.NAME]` naming no installed provider but close to one is a typo whose keys
     would be ignored without a word: refused, as a mistyped channel section is."""
     import difflib
 
-    installed = plugins.available(plugins.PROVIDERS_GROUP)
     for name in config.providers:
         if name in installed:
             continue
@@ -119,11 +122,14 @@ def build_provider(
     source: str = "command line",
     key: str = "--provider",
     active: bool = True,
+    installed: list[str] | None = None,
 ) -> LlmProvider:
     """One provider, through its `openpista.providers` entry point; `source` and `key` say
-    where an unknown provider name came from; `active=False` for a fallback entry."""
+    where an unknown provider name came from; `active=False` for a fallback entry;
+    `installed`, the provider names already listed (listed here when None)."""
     settings = provider_settings(config, provider, model, active=active)
-    installed = plugins.available(plugins.PROVIDERS_GROUP)
+    if installed is None:
+        installed = plugins.available(plugins.PROVIDERS_GROUP)
     if settings.name not in installed:
         raise ConfigError(
             source,
