@@ -19,7 +19,6 @@ from openpista.core.models import (
     FilePart,
     ImagePart,
     Message,
-    Part,
     ProviderStatePart,
     Session,
     TextPart,
@@ -64,14 +63,14 @@ def message_json(message: Message) -> dict[str, Any]:
     }
 
 
-def _describe_part(part: Part, media: MediaStore) -> str:
-    if isinstance(part, ImagePart | FilePart):
-        label = part.name or part.kind
-        where = media.root / part.path
-        return f"[{part.kind}: {printable(label)}, {part.mime_type}, {part.size} bytes: {where}]"
+def _describe_part(part: ImagePart | FilePart | TextPart, media: MediaStore) -> str:
+    """A picture, file or text part on a line of its own (provider state is only noted on
+    the message's first line)."""
     if isinstance(part, TextPart):
         return part.text
-    return f"[{part.provider} state]"
+    label = part.name or part.kind
+    where = media.root / part.path
+    return f"[{part.kind}: {printable(label)}, {part.mime_type}, {part.size} bytes: {where}]"
 
 
 def list_sessions(config_path: Path | None, *, as_json: bool, limit: int | None = None) -> None:
