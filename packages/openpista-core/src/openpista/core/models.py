@@ -188,10 +188,18 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Image:
-    """Picture data a tool produced: shown by channels, never sent to the LLM as base64."""
+    """Picture data a tool produced: shown by channels, never sent to the LLM as base64.
+
+    `width` and `height` are pixels, 0 when unknown. `path` is empty until the agent has saved
+    the picture under OPENPISTA_HOME/media/; then it is that file's absolute path, which a
+    channel can show or send instead of decoding the data again.
+    """
 
     mime_type: str
     data_b64: str
+    width: int = 0
+    height: int = 0
+    path: str = ""
 
 
 @dataclass(slots=True)
