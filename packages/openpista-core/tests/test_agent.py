@@ -464,11 +464,13 @@ async def test_tool_pictures_are_kept_as_media_files_not_in_the_conversation(
 
     result = await agent.run_turn(session, "look", channel_id=CHANNEL)
 
-    assert result.images == [Image("image/png", "AAAA")]  # the channel gets the picture
     tool_message = (await memory.load_messages(session))[2]
     (part,) = tool_message.parts
     assert isinstance(part, ImagePart)
-    assert media.path_of(part.path).read_bytes() == base64.b64decode("AAAA")
+    saved = media.path_of(part.path)
+    assert saved.read_bytes() == base64.b64decode("AAAA")
+    # The channel gets the picture, and where it was saved.
+    assert result.images == [Image("image/png", "AAAA", path=str(saved))]
     # The LLM's next request carries the tool's text, not the picture's data.
     sent = [m for m in provider.requests[1].messages if m.role == "tool"]
     assert [m.content for m in sent] == ["[screenshot]"]

@@ -115,7 +115,7 @@ async def test_the_request_body_and_headers_are_what_the_api_expects(
                 "content": [{"type": "output_text", "text": "There is a.txt."}],
             },
             # The picture is left out (sending images is not supported yet); the text stays.
-            user_item("thanks"),
+            user_item("thanks\n[picture cat.png: PNG; the user has it, it is not shown to you]"),
         ],
         "tools": [
             {

@@ -161,6 +161,11 @@ async def run_once(
             f"{message} (the conversation so far is kept in session {session})", as_json
         )
         return 1
+    saved_pictures = [image.path for image in response.images if image.path]
+    for path in saved_pictures:
+        _say(f"picture saved: {printable(path)}")
+    if len(saved_pictures) < len(response.images):
+        _say("openpista: a picture could not be saved (see the log)")
     if as_json:
         payload: dict[str, Any] = {
             "session_id": response.session_id,
@@ -168,6 +173,7 @@ async def run_once(
             "tool_calls": [
                 {"name": c.name, "arguments": c.arguments, "ok": c.ok} for c in response.tool_calls
             ],
+            "images": saved_pictures,
         }
         if response.cut_off is not None:
             # The reply ends with a line saying so; scripts get the reason as a key too.

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from openpista.core.approval import (
@@ -208,6 +208,7 @@ class Agent:
             await memory.append_messages(session_id, [assistant])
             conversation.append(assistant)
             results = await self._run_round(calls, context, observer, approval)
+            # Saving a picture gives its Image a path, which the channel gets with the reply.
             result_messages = [self._result_message(result) for result in results]
             await memory.append_messages(session_id, result_messages)
             conversation.extend(result_messages)
@@ -250,7 +251,12 @@ class Agent:
         )
         # What the budget kept may have split a call from its result, and a history made with
         # another provider may hold pairs this one never made: send only whole pairs.
-        request = ChatRequest(repair_tool_pairs(fitted.messages), tools, notify=observer.notice)
+        request = ChatRequest(
+            repair_tool_pairs(fitted.messages),
+            tools,
+            notify=observer.notice,
+            read_media=None if self.media is None else self.media.read,
+        )
         try:
             response = await provider.complete(request, on_delta)
         except asyncio.CancelledError:
@@ -425,12 +431,18 @@ class Agent:
         message = result.to_message()
         if result.images and self.media is not None:
             parts: list[Part] = []
+            saved: list[Image] = []
             for number, image in enumerate(result.images, start=1):
                 try:
-                    parts.append(self.media.save_image(image, f"{result.name}-{number}"))
+                    part = self.media.save_image(image, f"{result.name}-{number}")
                 except Exception:
                     logger.exception("could not save a picture from %s", result.name)
+                    saved.append(image)
+                    continue
+                parts.append(part)
+                saved.append(replace(image, path=str(self.media.path_of(part.path))))
             message.parts = parts
+            result.images = saved
         return message
 
     def _store_attachments(self, attachments: Sequence[Attachment]) -> list[Part]:

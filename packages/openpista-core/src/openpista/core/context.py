@@ -193,7 +193,8 @@ class TokenEstimator:
     A message costs the `text_weight` of its text (content, text parts, tool calls' ids,
     names and arguments, provider state as JSON) divided by `chars_per_token` (ASCII
     characters a token), plus `message_overhead` tokens, plus `attachment_tokens` for each
-    picture or file (those are sent as placeholders).
+    picture or file (a one-line placeholder for most models; a model that takes
+    images reports what a picture really cost, and `scale` follows).
     Everything is multiplied by `scale`, which `observe` moves towards the provider's count:
     smoothed, and kept between `min_scale` and `max_scale` so one odd report cannot make the
     estimate wild. `observe` expects input tokens that include any cached prompt tokens.
@@ -204,7 +205,7 @@ class TokenEstimator:
         chars_per_token: float = 4.0,
         *,
         message_overhead: int = 4,
-        attachment_tokens: int = 16,
+        attachment_tokens: int = 32,
         min_scale: float = 0.8,
         max_scale: float = 4.0,
         smoothing: float = 0.3,

@@ -46,6 +46,10 @@ class MediaStore:
             raise OpenpistaError(f"media path {relative!r} is outside {self.root}")
         return path
 
+    def read(self, relative: str) -> bytes:
+        """The bytes of a stored file (`ChatRequest.read_media`); OSError when it is gone."""
+        return self.path_of(relative).read_bytes()
+
     def save_bytes(self, data: bytes, mime_type: str, name: str = "") -> str:
         """Store `data`; returns its path relative to the media folder."""
         digest = hashlib.sha256(data).hexdigest()

@@ -60,6 +60,9 @@ class ChatRequest:
     notify: NoticeHandler | None = None
     """Where a provider reports what the user should know about this request (a fallback
     provider names the model it switched to); None: nobody is told."""
+    read_media: Callable[[str], bytes] | None = None
+    """Reads a picture or file of the conversation by its `path` (relative to the media
+    folder), for a provider whose model takes images; None: pictures are described, not sent."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from openpista.providers._http import (
 )
 from openpista.providers._provider import HttpProvider
 from openpista.providers._retry import Sleep
+from openpista.providers.pictures import InlinePicture, MessageForModel, PictureSender
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +130,14 @@ def anthropic_body(
     stream: bool,
     names: Mapping[str, str] | None = None,
     max_tokens: int | None = None,
+    pictures: PictureSender | None = None,
 ) -> dict[str, Any]:
     """The JSON body of a Messages request for `request`, tools under their wire names
-    (`names`: wire name by internal name; default: each spec's own)."""
+    (`names`: wire name by internal name; default: each spec's own). `pictures` says whether
+    pictures go inline, as image blocks (default: a line each)."""
     if names is None:
         names = {spec.name: spec.wire_name for spec in request.tools}
+    pictures = pictures or PictureSender()
     system: list[str] = []
     turns: list[dict[str, Any]] = []
     for message in request.messages:
@@ -141,11 +145,14 @@ def anthropic_body(
             if message.content.strip():
                 system.append(message.content)
         elif message.role == "tool":
-            _add_turn(turns, "user", [_tool_result_block(message)])
+            _add_turn(turns, "user", [_tool_result_block(message, pictures.message(message))])
         elif message.role == "assistant":
             _add_turn(turns, "assistant", _assistant_blocks(message, names))
         else:
-            _add_turn(turns, "user", _text_blocks(message.content))
+            sent = pictures.message(message)
+            blocks = _text_blocks(sent.text)
+            blocks.extend(_image_block(picture) for picture in sent.pictures)
+            _add_turn(turns, "user", blocks)
     if turns and turns[0]["role"] != "user":
         # The context budget may have dropped the first user message; the API wants one.
         turns.insert(
@@ -191,14 +198,26 @@ def _tool_to_wire(spec: ToolSpec, name: str) -> dict[str, Any]:
     return tool
 
 
-def _tool_result_block(message: Message) -> dict[str, Any]:
+def _tool_result_block(message: Message, sent: MessageForModel) -> dict[str, Any]:
     block: dict[str, Any] = {
         "type": "tool_result",
         "tool_use_id": wire_tool_use_id(message.tool_call_id or ""),
     }
-    if message.content.strip():
-        block["content"] = message.content
+    if sent.pictures:
+        # A tool result may hold image blocks: the picture stays with the call that made it.
+        content = _text_blocks(sent.text)
+        content.extend(_image_block(picture) for picture in sent.pictures)
+        block["content"] = content
+    elif sent.text.strip():
+        block["content"] = sent.text
     return block
+
+
+def _image_block(picture: InlinePicture) -> dict[str, Any]:
+    return {
+        "type": "image",
+        "source": {"type": "base64", "media_type": picture.mime_type, "data": picture.data_b64},
+    }
 
 
 def _assistant_blocks(message: Message, names: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -478,6 +497,7 @@ class AnthropicProvider(HttpProvider):
             stream=on_delta is not None,
             names=names,
             max_tokens=self._max_tokens,
+            pictures=PictureSender.for_model(self.name, model, request.read_media),
         )
         return await self._retried(body, model, internal_names, on_delta)
 

@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from openpista.providers._http import (
 )
 from openpista.providers._provider import HttpProvider
 from openpista.providers._retry import RETRYABLE_STATUS_CODES, Sleep
+from openpista.providers.pictures import InlinePicture, MessageForModel, PictureSender
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +50,16 @@ def chat_completions_body(
     *,
     stream: bool,
     names: Mapping[str, str] | None = None,
+    pictures: PictureSender | None = None,
 ) -> dict[str, Any]:
     """The JSON body of a chat-completions request for `request`, tools under their wire
-    names (`names`: wire name by internal name; default: each spec's own)."""
+    names (`names`: wire name by internal name; default: each spec's own). `pictures` says
+    whether pictures go inline (default: described in a line each)."""
     if names is None:
         names = {spec.name: spec.wire_name for spec in request.tools}
     body: dict[str, Any] = {
         "model": model,
-        "messages": [_message_to_wire(message, names) for message in request.messages],
+        "messages": _messages_to_wire(request.messages, names, pictures or PictureSender()),
     }
     if request.tools:
         body["tools"] = [_tool_to_wire(spec) for spec in request.tools]
@@ -81,12 +84,49 @@ def _tool_to_wire(spec: ToolSpec) -> dict[str, Any]:
     }
 
 
-def _message_to_wire(message: Message, wire_names: Mapping[str, str]) -> dict[str, Any]:
+def _messages_to_wire(
+    messages: Sequence[Message], wire_names: Mapping[str, str], pictures: PictureSender
+) -> list[dict[str, Any]]:
+    """The wire messages. Only user messages may carry images in this protocol, so the
+    pictures of a round's tool results follow its last result as one user message."""
+    wire: list[dict[str, Any]] = []
+    held: list[InlinePicture] = []
+    for message in messages:
+        if held and message.role != "tool":
+            wire.append(_tool_pictures_message(held))
+            held = []
+        sent = pictures.message(message)
+        if message.role == "tool":
+            held.extend(sent.pictures)
+        wire.append(_message_to_wire(message, sent, wire_names))
+    if held:
+        wire.append(_tool_pictures_message(held))
+    return wire
+
+
+def _tool_pictures_message(pictures: Sequence[InlinePicture]) -> dict[str, Any]:
+    names = ", ".join(picture.name for picture in pictures)
+    return {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": f"(the pictures from the tool results above: {names})"},
+            *(_image_part(picture) for picture in pictures),
+        ],
+    }
+
+
+def _image_part(picture: InlinePicture) -> dict[str, Any]:
+    return {"type": "image_url", "image_url": {"url": picture.data_url}}
+
+
+def _message_to_wire(
+    message: Message, sent: MessageForModel, wire_names: Mapping[str, str]
+) -> dict[str, Any]:
     if message.role == "tool":
         return {
             "role": "tool",
             "tool_call_id": message.tool_call_id or "",
-            "content": message.content,
+            "content": sent.text,
         }
     if message.role == "assistant" and message.tool_calls:
         return {
@@ -108,7 +148,11 @@ def _message_to_wire(message: Message, wire_names: Mapping[str, str]) -> dict[st
                 for call in message.tool_calls
             ],
         }
-    return {"role": message.role, "content": message.content}
+    if message.role == "user" and sent.pictures:
+        content: list[dict[str, Any]] = [{"type": "text", "text": sent.text}] if sent.text else []
+        content.extend(_image_part(picture) for picture in sent.pictures)
+        return {"role": "user", "content": content}
+    return {"role": message.role, "content": sent.text}
 
 
 def _new_call_id() -> str:
@@ -333,7 +377,10 @@ class ChatCompletionsProvider(HttpProvider):
         """Answer `request`. With `on_delta`, stream and call it with each text piece."""
         model = self._chosen_model(request)
         names, internal_names = self._tool_names(request)
-        body = chat_completions_body(request, model, stream=on_delta is not None, names=names)
+        pictures = PictureSender.for_model(self.name, model, request.read_media)
+        body = chat_completions_body(
+            request, model, stream=on_delta is not None, names=names, pictures=pictures
+        )
         if on_delta is None:
             return await self._retried(body, model, internal_names, None)
         try:

@@ -37,6 +37,7 @@ from openpista.providers._http import (
 from openpista.providers._provider import HttpProvider
 from openpista.providers._retry import Sleep
 from openpista.providers._sse import ServerSentEvent
+from openpista.providers.pictures import InlinePicture, MessageForModel, PictureSender
 from openpista.providers.presets import CHATGPT_BASE_URL
 
 __all__ = ["CHATGPT_BASE_URL", "ResponsesProvider", "chatgpt_account_id"]
@@ -83,6 +84,7 @@ def responses_body(
     stream: bool,
     names: Mapping[str, str] | None = None,
     encrypted_reasoning: bool = True,
+    pictures: PictureSender | None = None,
 ) -> dict[str, Any]:
     """The JSON body of a Responses request for `request`, tools under their wire names
     (`names`: wire name by internal name; default: each spec's own).
@@ -90,7 +92,8 @@ def responses_body(
     Leading system messages become `instructions`; a system message later in the
     conversation (a summarising instruction) stays in place as a `developer` message.
     `encrypted_reasoning` asks for reasoning items to replay (models that do not reason
-    refuse it).
+    refuse it). `pictures` says whether pictures go inline (default: a line each); those of
+    a round's tool results follow its last result as one user message.
     """
     if names is None:
         names = {spec.name: spec.wire_name for spec in request.tools}
@@ -99,9 +102,19 @@ def responses_body(
     while leading < len(messages) and messages[leading].role == "system":
         leading += 1
     instructions = "\n\n".join(m.content for m in messages[:leading] if m.content)
+    pictures = pictures or PictureSender()
     items: list[dict[str, Any]] = []
+    held: list[InlinePicture] = []
     for message in messages[leading:]:
-        items.extend(_message_items(message, names))
+        if held and message.role != "tool":
+            items.append(_tool_pictures_item(held))
+            held = []
+        sent = pictures.message(message)
+        if message.role == "tool":
+            held.extend(sent.pictures)
+        items.extend(_message_items(message, sent, names))
+    if held:
+        items.append(_tool_pictures_item(held))
     body: dict[str, Any] = {"model": model}
     if instructions:
         body["instructions"] = instructions
@@ -131,20 +144,38 @@ def _text_message(role: str, text: str) -> dict[str, Any]:
     return {"type": "message", "role": role, "content": [{"type": kind, "text": text}]}
 
 
-def _message_items(message: Message, names: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The input items for one message. Pictures and files are left out (not sent yet)."""
+def _message_items(
+    message: Message, sent: MessageForModel, names: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The input items for one message (`sent`: its text and inline pictures)."""
     if message.role == "tool":
         return [
             {
                 "type": "function_call_output",
                 "call_id": message.tool_call_id or "",
-                "output": message.content,
+                "output": sent.text,
             }
         ]
     if message.role == "assistant":
         return _assistant_items(message, names)
     role = "developer" if message.role == "system" else "user"
-    return [_text_message(role, message.content)]
+    item = _text_message(role, sent.text)
+    if role == "user" and sent.pictures:
+        if not sent.text:
+            item["content"] = []
+        item["content"].extend(_image_input(picture) for picture in sent.pictures)
+    return [item]
+
+
+def _tool_pictures_item(pictures: list[InlinePicture]) -> dict[str, Any]:
+    names = ", ".join(picture.name for picture in pictures)
+    item = _text_message("user", f"(the pictures from the tool results above: {names})")
+    item["content"].extend(_image_input(picture) for picture in pictures)
+    return item
+
+
+def _image_input(picture: InlinePicture) -> dict[str, Any]:
+    return {"type": "input_image", "image_url": picture.data_url, "detail": "auto"}
 
 
 def _stored_items(message: Message) -> list[dict[str, Any]] | None:
@@ -441,6 +472,7 @@ class ResponsesProvider(HttpProvider):
             stream=stream,
             names=names,
             encrypted_reasoning=model not in self._plain_models,
+            pictures=PictureSender.for_model(self.name, model, request.read_media),
         )
         if stream and on_delta is None:
             on_delta = _show_nothing

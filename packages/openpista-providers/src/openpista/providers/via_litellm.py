@@ -300,7 +300,12 @@ class LitellmProvider:
         model = litellm_model(self._route, request.model or self._model)
         names = wire_names(request.tools, self._name)
         # Always streamed: one code path for every vendor behind litellm.
-        body = chat_completions_body(request, model, stream=True, names=names)
+        from openpista.providers.pictures import PictureSender
+
+        pictures = PictureSender.for_model(
+            self._name, request.model or self._model, request.read_media
+        )
+        body = chat_completions_body(request, model, stream=True, names=names, pictures=pictures)
         internal_names = {wire: internal for internal, wire in names.items()}
         arguments: dict[str, Any] = {
             **self._extra_arguments,

@@ -714,7 +714,23 @@ def _validate_block(block: Any, role: str, where: str, fake: FakeAnthropicServer
                 400,
                 f"{where}.tool_result.tool_use_id: String should match pattern '^[a-zA-Z0-9_-]+$'",
             )
+        content = block.get("content")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if isinstance(content, list):
+            for number, inner in enumerate(content):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+                inner_where = f"{where}.tool_result.content.{number}"
+                inner_kind = inner.get("type") if isinstance(inner, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+                if inner_kind not in ("text", "image"):
+                    raise _ApiError(
+                        400,
+                        f"{inner_where}.type: Input tag '{inner_kind}' does not match the "
+                        "expected tags: 'text', 'image'",
+                    )
+                _validate_block(inner, role, inner_where, fake)
         return tool_use_id
+    if kind == "image":
+        if role != "user":
+            raise _ApiError(400, f"{where}: `image` blocks can only be in `user` messages")
+        _validate_image_source(block.get("source"), f"{where}.image.source")  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
     if kind == "thinking":
         thinking = block.get("thinking")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
         signature = block.get("signature")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
@@ -725,6 +741,29 @@ def _validate_block(block: Any, role: str, where: str, fake: FakeAnthropicServer
     if kind == "redacted_thinking" and not block.get("data"):  # pyright: ignore[reportUnknownMemberType]
         raise _ApiError(400, f"{where}.redacted_thinking.data: Field required")
     return ""
+
+
+_IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def _validate_image_source(source: Any, where: str) -> None:
+    """A base64 source: a known media type and data that decodes."""
+    if not isinstance(source, dict) or source.get("type") != "base64":  # pyright: ignore[reportUnknownMemberType]
+        raise _ApiError(400, f"{where}: Input tag does not match the expected tags: 'base64'")
+    media_type = source.get("media_type")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if media_type not in _IMAGE_MEDIA_TYPES:
+        raise _ApiError(
+            400,
+            f"{where}.base64.media_type: Input should be 'image/jpeg', 'image/png', "
+            "'image/gif' or 'image/webp'",
+        )
+    data = source.get("data")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    try:
+        base64.b64decode(data if isinstance(data, str) else "", validate=True)
+    except ValueError:
+        data = None
+    if not data:
+        raise _ApiError(400, f"{where}.base64.data: The image data is not valid base64")
 
 
 def _validate_thinking(messages: list[dict[str, Any]], fake: FakeAnthropicServer) -> None:

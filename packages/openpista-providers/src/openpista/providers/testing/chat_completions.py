@@ -440,6 +440,7 @@ def _validate_request(body: dict[str, Any], models: Sequence[str] | None) -> Non
                 code="invalid_value",
             )
     _validate_tool_call_pairs(messages)  # pyright: ignore[reportUnknownArgumentType]
+    _validate_content_parts(messages)  # pyright: ignore[reportUnknownArgumentType]
     if models is not None and model not in models:
         raise _ApiError(
             404,
@@ -474,6 +475,53 @@ def _validate_tool_call_pairs(messages: list[Any]) -> None:
             in_tool_block = True
     if open_ids:
         raise _unanswered_tool_calls(open_ids)
+
+
+def _validate_content_parts(messages: list[Any]) -> None:
+    """Content given as parts: text parts anywhere, image parts in user messages only, each
+    a data URL with base64 picture data or an http(s) URL."""
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            continue
+        role = message.get("role")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        content = message.get("content")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if not isinstance(content, list):
+            continue
+        for number, part in enumerate(content):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+            kind = part.get("type") if isinstance(part, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            param = f"messages[{index}].content[{number}]"
+            if kind == "text":
+                continue
+            if kind != "image_url":
+                raise _ApiError(
+                    400,
+                    f"Invalid value: '{kind}'. Supported values are: 'text' and 'image_url'.",
+                    param=f"{param}.type",
+                    code="invalid_value",
+                )
+            if role != "user":
+                raise _ApiError(
+                    400,
+                    "Image URLs are only allowed for messages with role 'user', but this "
+                    f"message with role '{role}' contains an image URL.",
+                    param=f"messages[{index}]",
+                    code="invalid_value",
+                )
+            image = part.get("image_url")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            url = image.get("url") if isinstance(image, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            if not isinstance(url, str) or not _IMAGE_URL.match(url):
+                raise _ApiError(
+                    400,
+                    "Invalid image URL: expected a base64-encoded data URL with an image MIME "
+                    "type (e.g. 'data:image/png;base64,...') or an http(s) URL.",
+                    param=f"{param}.image_url.url",
+                    code="invalid_value",
+                )
+
+
+_IMAGE_URL = re.compile(
+    r"^(data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/]+={0,2}|https?://\S+)$"
+)
 
 
 def _unanswered_tool_calls(open_ids: set[str]) -> _ApiError:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -637,6 +638,21 @@ def _validate_message(item: dict[str, Any], where: str) -> None:
                 f"Missing required parameter: '{where}.content[{number}].text'.",
                 param=f"{where}.content[{number}].text",
             )
+        if kind == "input_image":
+            url = part.get("image_url")  # pyright: ignore[reportUnknownMemberType, reportOptionalMemberAccess, reportUnknownVariableType]
+            if not isinstance(url, str) or not _IMAGE_URL.match(url):
+                raise _ApiError(
+                    400,
+                    "Invalid 'image_url': expected a base64-encoded data URL with an image MIME "
+                    "type (e.g. 'data:image/png;base64,...') or an http(s) URL.",
+                    param=f"{where}.content[{number}].image_url",
+                    code="invalid_value",
+                )
+
+
+_IMAGE_URL = re.compile(
+    r"^(data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/]+={0,2}|https?://\S+)$"
+)
 
 
 def _validate_reasoning(
