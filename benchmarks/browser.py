@@ -24,6 +24,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -156,6 +157,11 @@ def main() -> None:
         print(json.dumps(asyncio.run(one_browser(options.child, options.calls))))
         return
     executable = find_chromium("", Path.home())
+    # Measure as a pip install leaves things, byte-compiled (as benchmarks/bench.py does): with
+    # PYTHONDONTWRITEBYTECODE set, Playwright would otherwise be compiled on every import.
+    sources = [str(p) for p in (Path(__file__).resolve().parent.parent / "packages").glob("*/src")]
+    sources.append(sysconfig.get_paths()["purelib"])
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *sources], check=True)
 
     import_s = [time_import() for _ in range(options.runs)]
     chromium_s = [time_bare_chromium(executable) for _ in range(options.runs)]
