@@ -39,6 +39,7 @@ FORM_PAGE = """<!doctype html>
 </form>
 <p id="lines">Lines: 1</p>
 <button onclick="document.getElementById('lines').textContent = 'Lines: 2'">Add line</button>
+<button id="closed" disabled>Closed for today</button>
 <a href="/about">About us</a>
 <input type="hidden" name="secret" value="not listed">
 </body></html>"""
@@ -409,3 +410,13 @@ def test_the_tools_declare_approval_and_one_serial_group(browser: SharedBrowser)
         "browser.close": False,
     }
     assert {getattr(tool, "serial_group", None) for tool in tools} == {"browser"}
+
+
+async def test_a_disabled_button_is_reported_not_clicked(tools: Browser, site: str) -> None:
+    await tools.text("navigate", url=f"{site}/form")
+    with pytest.raises(ToolError) as caught:
+        await tools.call("click", text="Closed for today")
+    assert str(caught.value) == (
+        'button "Closed for today" (#closed) could not be clicked within 1 s: it stayed '
+        "disabled, moving or covered by another element"
+    )

@@ -154,6 +154,8 @@ class ClickTool(BrowserTool):
     }
 
     async def act(self, page: Page, arguments: dict[str, Any]) -> ToolOutput:
+        from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
         selector = _optional_text(arguments, "selector")
         text = _optional_text(arguments, "text")
         if (selector is None) == (text is None):
@@ -170,7 +172,14 @@ class ClickTool(BrowserTool):
             target, matched = await _find_by_text(page, text, self._browser.element_timeout_s)
         element = await describe_element(target)
         before = await _page_state(page)
-        await target.click()
+        try:
+            await target.click()
+        except PlaywrightTimeoutError as exc:
+            raise ToolError(
+                f"{element.summary()} ({element.selector}) could not be clicked within "
+                f"{self._browser.element_timeout_s:g} s: it stayed disabled, moving or covered "
+                "by another element"
+            ) from exc
         await _settle(page)
         outcome = f"clicked {element.summary()}"
         if matched > 1:
