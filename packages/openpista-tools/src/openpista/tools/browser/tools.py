@@ -1,0 +1,432 @@
+"""The six browser tools: navigate, click, type, screenshot, content and close.
+
+Each call works on the calling session's tab of the shared Chromium (see shared.py). Results
+are short: where the page is now and what changed; failures are one-line ToolErrors.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import struct
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from openpista.core.errors import ToolError
+from openpista.core.models import Image
+from openpista.core.tool import ToolContext, ToolOutput
+from openpista.tools.browser.launch import first_line
+from openpista.tools.browser.page_reading import describe_element, read_page
+from openpista.tools.browser.shared import NAVIGATION_TIMEOUT_S, SharedBrowser
+
+if TYPE_CHECKING:
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import Locator, Page
+
+SERIAL_GROUP = "browser"
+"""All browser calls of one round run in order: a type, then the click that submits it."""
+
+SCREENSHOT_TIMEOUT_S = 30.0
+"""A full-page screenshot of a long page takes a while; it still has to end."""
+DEFAULT_CONTENT_CHARS = 5000
+MAX_CONTENT_CHARS = 100_000
+
+NO_TAB = "no page is open in this session: call browser.navigate first"
+
+
+class BrowserTool:
+    """What every browser tool shares: the browser, the serial group, closing at stop."""
+
+    tool_name: ClassVar[str]
+    tool_description: ClassVar[str]
+    tool_parameters: ClassVar[dict[str, Any]]
+    serial_group = SERIAL_GROUP
+    requires_approval = True
+
+    def __init__(self, browser: SharedBrowser) -> None:
+        self._browser = browser
+
+    @property
+    def name(self) -> str:
+        return self.tool_name
+
+    @property
+    def description(self) -> str:
+        return self.tool_description
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return self.tool_parameters
+
+    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
+        from playwright.async_api import Error as PlaywrightError
+
+        page, note = await self._page(context.session_id)
+        try:
+            output = await self.act(page, arguments)
+        except PlaywrightError as exc:
+            raise self._failure(exc) from exc
+        if note:
+            output.text = f"{note}\n{output.text}"
+        return output
+
+    async def act(self, page: Page, arguments: dict[str, Any]) -> ToolOutput:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        await self._browser.aclose()
+
+    async def _page(self, session_id: str) -> tuple[Page, str]:
+        """The session's tab; only navigate opens one, the others need it open already."""
+        page, note = await self._browser.existing_tab(session_id)
+        if page is None:
+            raise ToolError(f"{note}\n{NO_TAB}" if note else NO_TAB)
+        return page, note
+
+    def _failure(self, exc: PlaywrightError) -> ToolError:
+        if not self._browser.running:
+            return ToolError(
+                f"{self.name}: the browser stopped during the call; the next browser call "
+                "starts a new one"
+            )
+        return ToolError(f"{self.name} failed: {first_line(exc.message)}")
+
+
+class NavigateTool(BrowserTool):
+    tool_name = "browser.navigate"
+    tool_description = (
+        "Open a URL in this conversation's browser tab (a headless Chromium; the tab and its "
+        "cookies are kept between calls). Returns the final URL after redirects, the HTTP "
+        "status and the page title; read the page with browser.content."
+    )
+    tool_parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "url": {
+                "type": "string",
+                "description": "The address; https:// is assumed when it has no scheme.",
+            }
+        },
+        "required": ["url"],
+        "additionalProperties": False,
+    }
+
+    async def _page(self, session_id: str) -> tuple[Page, str]:
+        return await self._browser.open_tab(session_id)
+
+    async def act(self, page: Page, arguments: dict[str, Any]) -> ToolOutput:
+        from playwright.async_api import Error as PlaywrightError
+        from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+        url = _absolute_url(str(arguments["url"]))
+        try:
+            response = await page.goto(url, wait_until="domcontentloaded")
+        except PlaywrightTimeoutError as exc:
+            raise ToolError(
+                f"{url} did not load within {NAVIGATION_TIMEOUT_S:g} s; the tab shows {page.url}"
+            ) from exc
+        except PlaywrightError as exc:
+            if not self._browser.running:
+                raise
+            reason = first_line(exc.message).removesuffix(f" at {url}")
+            raise ToolError(f"could not load {url}: {reason}") from exc
+        await _settle(page)
+        status = f" (HTTP {response.status})" if response is not None else ""
+        text = f"loaded {page.url}{status}\ntitle: {await page.title() or '(none)'}"
+        if response is not None and response.status >= 400:
+            text += "\nthe server answered with an error; browser.content shows its page"
+        return ToolOutput(text)
+
+
+class ClickTool(BrowserTool):
+    tool_name = "browser.click"
+    tool_description = (
+        "Click an element of the current page, found by CSS `selector` (browser.content lists "
+        "selectors) or by its visible `text` (a button's or link's label; buttons and links "
+        "are preferred over other text). Give one of the two. Says where the page is after."
+    )
+    tool_parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "selector": {"type": "string", "description": "A CSS selector, e.g. #submit."},
+            "text": {"type": "string", "description": "Visible text of what to click."},
+        },
+        "additionalProperties": False,
+    }
+
+    async def act(self, page: Page, arguments: dict[str, Any]) -> ToolOutput:
+        from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+        selector = _optional_text(arguments, "selector")
+        text = _optional_text(arguments, "text")
+        if (selector is None) == (text is None):
+            raise ToolError(
+                "browser.click needs one of `selector` (a CSS selector) or `text` (the visible "
+                "text of what to click), not both and not neither"
+            )
+        if selector is not None:
+            target, matched = await _find_by_selector(
+                page, selector, self._browser.element_timeout_s
+            )
+        else:
+            assert text is not None
+            target, matched = await _find_by_text(page, text, self._browser.element_timeout_s)
+        element = await describe_element(target)
+        before = await _page_state(page)
+        try:
+            await target.click()
+        except PlaywrightTimeoutError as exc:
+            raise ToolError(
+                f"{element.summary()} ({element.selector}) could not be clicked within "
+                f"{self._browser.element_timeout_s:g} s: it stayed disabled, moving or covered "
+                "by another element"
+            ) from exc
+        await _settle(page)
+        outcome = f"clicked {element.summary()}"
+        if matched > 1:
+            outcome += f" (the first of {matched} matches)"
+        return ToolOutput(f"{outcome}; {_change(before, await _page_state(page))}")
+
+
+class TypeTool(BrowserTool):
+    tool_name = "browser.type"
+    tool_description = (
+        "Type text into a field of the current page (it replaces what the field held), found "
+        "by CSS `selector`; with `submit` true, press Enter afterwards (submits most forms)."
+    )
+    tool_parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "selector": {
+                "type": "string",
+                "description": 'A CSS selector of the field, e.g. input[name="q"].',
+            },
+            "text": {"type": "string", "description": "What to type."},
+            "submit": {"type": "boolean", "description": "Press Enter after typing."},
+        },
+        "required": ["selector", "text"],
+        "additionalProperties": False,
+    }
+
+    async def act(self, page: Page, arguments: dict[str, Any]) -> ToolOutput:
+        from playwright.async_api import Error as PlaywrightError
+
+        selector = _optional_text(arguments, "selector")
+        if selector is None:
+            raise ToolError("browser.type needs `selector`: a CSS selector of the field")
+        text = str(arguments["text"])
+        target, _ = await _find_by_selector(page, selector, self._browser.element_timeout_s)
+        element = await describe_element(target)
+        try:
+            await target.fill(text)
+        except PlaywrightError as exc:
+            if not self._browser.running:
+                raise
+            raise ToolError(
+                f"cannot type into {element.summary()} ({selector}): {first_line(exc.message)}"
+            ) from exc
+        outcome = f"typed {len(text)} characters into {element.summary().split(' = ')[0]}"
+        if not arguments.get("submit"):
+            return ToolOutput(outcome)
+        before = await _page_state(page)
+        await target.press("Enter")
+        await _settle(page)
+        return ToolOutput(f"{outcome}, pressed Enter; {_change(before, await _page_state(page))}")
+
+
+class ScreenshotTool(BrowserTool):
+    tool_name = "browser.screenshot"
+    tool_description = (
+        "Take a PNG screenshot of this conversation's browser tab (the visible part, or the "
+        "whole page with full_page). The picture goes to the user; you get its size."
+    )
+    tool_parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "full_page": {
+                "type": "boolean",
+                "description": "The whole scrollable page instead of the window. Default false.",
+            }
+        },
+        "additionalProperties": False,
+    }
+    requires_approval = False
+    """Read-only: it looks at a page already open."""
+
+    async def act(self, page: Page, arguments: dict[str, Any]) -> ToolOutput:
+        full_page = bool(arguments.get("full_page", False))
+        png = await page.screenshot(
+            type="png", full_page=full_page, timeout=SCREENSHOT_TIMEOUT_S * 1000
+        )
+        width, height = _png_size(png)
+        what = "the whole page" if full_page else "the window"
+        text = (
+            f"screenshot of {what} at {page.url} (title: {await page.title() or '(none)'}): "
+            f"{width}x{height} PNG, {len(png) // 1024 or 1} KB"
+        )
+        image = Image("image/png", base64.b64encode(png).decode("ascii"), width, height)
+        return ToolOutput(text, images=[image])
+
+
+class ContentTool(BrowserTool):
+    tool_name = "browser.content"
+    tool_description = (
+        "Read the page open in this conversation's browser tab: its URL, title and visible "
+        "text, then up to 40 links, fields and buttons with CSS selectors for browser.click "
+        "and browser.type."
+    )
+    tool_parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "max_chars": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_CONTENT_CHARS,
+                "description": f"Cut the page text after this many characters. Default "
+                f"{DEFAULT_CONTENT_CHARS}.",
+            }
+        },
+        "additionalProperties": False,
+    }
+    requires_approval = False
+    """Read-only: it looks at a page already open."""
+
+    async def act(self, page: Page, arguments: dict[str, Any]) -> ToolOutput:
+        max_chars = int(arguments.get("max_chars", DEFAULT_CONTENT_CHARS))
+        return ToolOutput((await read_page(page)).render(max_chars))
+
+
+class CloseTool(BrowserTool):
+    tool_name = "browser.close"
+    tool_description = (
+        "Close this conversation's browser tab, forgetting its page and cookies. The next "
+        "browser.navigate opens a fresh one."
+    )
+    tool_parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {},
+        "additionalProperties": False,
+    }
+    requires_approval = False
+    """Closing our own tab reaches nothing outside: nothing to ask the user about."""
+
+    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
+        if await self._browser.close_tab(context.session_id):
+            return ToolOutput("closed this session's browser tab and its cookies")
+        return ToolOutput("no browser tab was open in this session; nothing to close")
+
+
+# -- finding elements ----------------------------------------------------------------------
+
+
+async def _find_by_selector(page: Page, selector: str, timeout_s: float) -> tuple[Locator, int]:
+    """The first visible element `selector` matches, and how many match; waits up to
+    `timeout_s` for one to appear."""
+    locator = page.locator(selector).filter(visible=True)
+    await _wait_for_any(
+        locator, page, f"no visible element matches the selector {selector!r}", selector, timeout_s
+    )
+    return locator.first, await locator.count()
+
+
+async def _find_by_text(page: Page, text: str, timeout_s: float) -> tuple[Locator, int]:
+    """The element showing `text`: a button, else a link, else any text (all matched
+    ignoring case, as substrings); waits up to `timeout_s`."""
+    kinds = [
+        page.get_by_role("button", name=text),
+        page.get_by_role("link", name=text),
+        page.get_by_text(text),
+    ]
+    visible = [kind.filter(visible=True) for kind in kinds]
+    anything = visible[0].or_(visible[1]).or_(visible[2])
+    await _wait_for_any(anything, page, f"nothing visible shows the text {text!r}", None, timeout_s)
+    for candidates in visible:
+        count = await candidates.count()
+        if count:
+            return candidates.first, count
+    return anything.first, 1  # it vanished in between: let the click report that
+
+
+async def _wait_for_any(
+    locator: Locator, page: Page, missing: str, selector: str | None, timeout_s: float
+) -> None:
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+    try:
+        await locator.first.wait_for(state="visible", timeout=timeout_s * 1000)
+    except PlaywrightTimeoutError as exc:
+        raise ToolError(
+            f"{missing} on {page.url} within {timeout_s:g} s; browser.content lists "
+            "the page's links, fields and buttons with their selectors"
+        ) from exc
+    except PlaywrightError as exc:
+        if selector is None or "selector" not in exc.message.lower():
+            raise
+        raise ToolError(f"bad selector {selector!r}: {first_line(exc.message)}") from exc
+
+
+# -- what changed ----------------------------------------------------------------------------
+
+
+async def _settle(page: Page) -> None:
+    """Let a navigation the action started finish loading (bounded); a page still loading
+    after that is reported as it stands."""
+    from playwright.async_api import Error as PlaywrightError
+
+    with contextlib.suppress(PlaywrightError):
+        await page.wait_for_load_state("load", timeout=NAVIGATION_TIMEOUT_S * 1000)
+
+
+_TEXT_FINGERPRINT = """() => {
+  const text = document.body ? document.body.innerText : '';
+  let hash = 0;
+  for (let i = 0; i < text.length; i++) hash = (hash * 31 + text.charCodeAt(i)) | 0;
+  return text.length + ':' + hash;
+}"""
+
+
+async def _page_state(page: Page) -> tuple[str, str, str]:
+    """URL, title and a fingerprint of the visible text: enough to say what an action changed."""
+    from playwright.async_api import Error as PlaywrightError
+
+    try:
+        fingerprint = str(await page.evaluate(_TEXT_FINGERPRINT))
+        title = await page.title()
+    except PlaywrightError:  # the page was replaced mid-read: it changed, say so
+        fingerprint, title = "", ""
+    return page.url, title, fingerprint
+
+
+def _change(before: tuple[str, str, str], after: tuple[str, str, str]) -> str:
+    url, title, text = after
+    shown_title = title or "(none)"
+    if url != before[0]:
+        return f"the page is now {url} (title: {shown_title})"
+    if title != before[1]:
+        return f"still on {url}; the title changed to {shown_title}"
+    if text != before[2]:
+        return f"still on {url} (title: {shown_title}); the page's text changed"
+    return f"still on {url} (title: {shown_title}); the page's text did not change"
+
+
+# -- small parts -------------------------------------------------------------------------------
+
+
+def _optional_text(arguments: dict[str, Any], key: str) -> str | None:
+    value = arguments.get(key)
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _absolute_url(url: str) -> str:
+    url = url.strip()
+    if not url:
+        raise ToolError("browser.navigate needs `url`: the address to open")
+    if "://" in url or url.startswith(("about:", "data:", "file:")):
+        return url
+    return f"https://{url}"
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    """Width and height from the PNG's IHDR chunk (bytes 16-24), no image library needed."""
+    width, height = struct.unpack(">II", png[16:24])
+    return int(width), int(height)
