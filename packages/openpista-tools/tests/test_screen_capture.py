@@ -173,7 +173,8 @@ async def test_a_region_past_the_screen_is_refused(
             {"region": {"x": -1, "y": 0, "width": 5, "height": 5}},
             "screen.capture `region.x` must be at least 0, got -1",
         ),
-        ({"display": "99"}, 'screen.capture `display` must name an X display such as ":0"'),
+        ({"display": "99"}, "screen.capture `display` must name a local X display such as"),
+        ({"display": "example.com:0"}, "screen.capture `display` must name a local X display"),
     ],
 )
 async def test_bad_arguments_are_named(scene: Any, arguments: dict[str, Any], message: str) -> None:
@@ -186,6 +187,13 @@ async def test_whole_float_coordinates_are_taken(scene: Any) -> None:
     region = {"x": 100.0, "y": 100.0, "width": 10.0, "height": 10.0}
     _, _, picture = await _capture({"display": scene.display.name, "region": region})
     assert picture.size == (10, 10)
+
+
+async def test_unix_prefixed_and_screen_numbered_names_are_local_displays(scene: Any) -> None:
+    for name in (f"unix{scene.display.name}", f"{scene.display.name}.0"):
+        text, _, picture = await _capture({"display": name})
+        assert picture.size == (1920, 1080)
+        assert text.startswith(f"Screenshot of display {name},")
 
 
 def test_the_screen_tools_are_registered_read_only() -> None:

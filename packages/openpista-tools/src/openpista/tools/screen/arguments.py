@@ -17,9 +17,10 @@ NO_DISPLAY = (
     'outside the desktop session; pass `display` (e.g. ":0") to name an X display'
 )
 
-# `[host]:number[.screen]`, as X clients read DISPLAY. The host may be a path (XQuartz) or
-# `unix`; anything else (spaces, a missing number) cannot name a display.
-_DISPLAY_NAME = re.compile(r"[^\s:]*:\d+(?:\.\d+)?")
+# A display of this machine, `:number[.screen]` (or `unix:...`). The model may not name
+# another host: that would have openpista open X connections to any address without asking.
+# A user reaches a remote display (ssh's `localhost:10.0`) by setting DISPLAY.
+_LOCAL_DISPLAY = re.compile(r"(?:unix)?:\d+(?:\.\d+)?")
 
 _FORMATS: dict[str, ImageFormat] = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg"}
 
@@ -52,7 +53,9 @@ REGION_SCHEMA: dict[str, Any] = {
 
 DISPLAY_SCHEMA: dict[str, Any] = {
     "type": "string",
-    "description": 'The X display, e.g. ":0" or ":99". Default: the DISPLAY openpista runs with.',
+    "description": (
+        'A local X display, e.g. ":0" or ":99". Default: the DISPLAY openpista runs with.'
+    ),
 }
 
 
@@ -63,9 +66,10 @@ def resolve_display(tool: str, raw: object, environ: Mapping[str, str] | None = 
         if not display.strip():
             raise ToolError(f"{tool}: {NO_DISPLAY}")
         return display
-    if not isinstance(raw, str) or not _DISPLAY_NAME.fullmatch(raw):
+    if not isinstance(raw, str) or not _LOCAL_DISPLAY.fullmatch(raw):
         raise ToolError(
-            f'{tool} `display` must name an X display such as ":0" or ":99", got {raw!r}'
+            f'{tool} `display` must name a local X display such as ":0" or ":99" (a remote '
+            f"one is reached by setting DISPLAY for openpista), got {raw!r}"
         )
     return raw
 
