@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import select
 import shutil
 import subprocess
 import sys
@@ -17,60 +15,9 @@ from typing import Any
 
 import pytest
 
+from openpista.tools.testing import XDisplay, first_line, stop, xvfb
+
 SUPPORT = Path(__file__).parent / "support"
-STARTUP_TIMEOUT_S = 30.0
-
-
-def _read_line(stream: Any, what: str, process: subprocess.Popen[Any]) -> str:
-    """The first line `process` writes to `stream`, or a failure saying what did not start."""
-    ready, _, _ = select.select([stream], [], [], STARTUP_TIMEOUT_S)
-    line = stream.readline() if ready else ""
-    if not line.strip():
-        process.kill()
-        raise RuntimeError(f"{what} did not start (exit code {process.wait()})")
-    return line.strip()
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
-
-
-@dataclass(frozen=True)
-class XDisplay:
-    name: str
-    width: int
-    height: int
-
-
-@contextlib.contextmanager
-def _xvfb(width: int, height: int) -> Iterator[XDisplay]:
-    # -displayfd: Xvfb picks a free display number itself and writes it once it accepts
-    # clients. -noreset: without it the server resets when its last client leaves, and a
-    # grab racing that reset fails at random.
-    read_end, write_end = os.pipe()
-    process = subprocess.Popen(
-        [
-            *("Xvfb", "-displayfd", str(write_end), "-noreset", "-nolisten", "tcp"),
-            *("-screen", "0", f"{width}x{height}x24"),
-        ],
-        pass_fds=(write_end,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_end)
-    try:
-        with os.fdopen(read_end) as numbers:
-            number = _read_line(numbers, "Xvfb", process)
-        yield XDisplay(f":{number}", width, height)
-    finally:
-        _stop(process)
 
 
 @dataclass(frozen=True)
@@ -86,7 +33,7 @@ class Scene:
 @pytest.fixture(scope="session")
 def scene() -> Iterator[Scene]:
     """A 1920x1080 Xvfb showing a known scene: white, a red block and large black words."""
-    with _xvfb(1920, 1080) as display:
+    with xvfb(1920, 1080) as display:
         env = {**os.environ, "DISPLAY": display.name}
         process = subprocess.Popen(
             [sys.executable, str(SUPPORT / "draw_scene.py")],
@@ -96,7 +43,7 @@ def scene() -> Iterator[Scene]:
         )
         try:
             assert process.stdout is not None
-            layout = json.loads(_read_line(process.stdout, "the scene window", process))
+            layout = json.loads(first_line(process.stdout, "the scene window", process))
             yield Scene(
                 display,
                 tuple(layout["red_block"]),
@@ -104,13 +51,13 @@ def scene() -> Iterator[Scene]:
                 tuple(layout["words_box"]),
             )
         finally:
-            _stop(process)
+            stop(process)
 
 
 @pytest.fixture(scope="session")
 def small_display() -> Iterator[XDisplay]:
     """A second, 640x480 Xvfb with nothing drawn on it."""
-    with _xvfb(640, 480) as display:
+    with xvfb(640, 480) as display:
         yield display
 
 
@@ -158,11 +105,11 @@ def session_bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[SessionBus]:
     )
     try:
         assert process.stdout is not None
-        address = _read_line(process.stdout, "dbus-daemon", process)
+        address = first_line(process.stdout, "dbus-daemon", process)
         monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
         yield SessionBus(address, runtime_dir)
     finally:
-        _stop(process)
+        stop(process)
         shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
@@ -196,9 +143,9 @@ def start_notification_server(
         )
         started.append(process)
         assert process.stdout is not None
-        _read_line(process.stdout, "the notification server", process)
+        first_line(process.stdout, "the notification server", process)
         return NotificationServer(log)
 
     yield start
     for process in started:
-        _stop(process)
+        stop(process)
