@@ -542,7 +542,8 @@ def test_the_estimate_counts_calls_parts_and_tools() -> None:
     assert estimator.message_tokens(Message("assistant", tool_calls=[call])) == 105
     picture = ImagePart("media/a.png", "image/png", size=5_000_000)
     document = FilePart("media/a.pdf", "application/pdf", size=9_000_000)
-    assert estimator.message_tokens(Message("user", parts=[picture, document])) == 4 + 2 * 32  # placeholders, not megabytes
+    # Sent as placeholder lines, not megabytes.
+    assert estimator.message_tokens(Message("user", parts=[picture, document])) == 4 + 2 * 32
     assert estimator.message_tokens(Message("user", parts=[TextPart("t" * 40)])) == 14
     state = ProviderStatePart("openai", {"encrypted": "e" * 100})
     assert estimator.message_tokens(Message("assistant", parts=[state])) == 4 + 30
