@@ -28,7 +28,12 @@ from openpista.providers._http import (
 )
 from openpista.providers._provider import HttpProvider
 from openpista.providers._retry import RETRYABLE_STATUS_CODES, Sleep
-from openpista.providers.pictures import InlinePicture, MessageForModel, PictureSender
+from openpista.providers.pictures import (
+    InlinePicture,
+    MessageForModel,
+    PictureSender,
+    tool_pictures_note,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,32 +92,15 @@ def _tool_to_wire(spec: ToolSpec) -> dict[str, Any]:
 def _messages_to_wire(
     messages: Sequence[Message], wire_names: Mapping[str, str], pictures: PictureSender
 ) -> list[dict[str, Any]]:
-    """The wire messages. Only user messages may carry images in this protocol, so the
-    pictures of a round's tool results follow its last result as one user message."""
     wire: list[dict[str, Any]] = []
-    held: list[InlinePicture] = []
-    for message in messages:
-        if held and message.role != "tool":
-            wire.append(_tool_pictures_message(held))
-            held = []
-        sent = pictures.message(message)
-        if message.role == "tool":
-            held.extend(sent.pictures)
-        wire.append(_message_to_wire(message, sent, wire_names))
-    if held:
-        wire.append(_tool_pictures_message(held))
+    for item in pictures.messages(messages):
+        if isinstance(item, list):  # pictures of tool results: only a user message takes them
+            content = [{"type": "text", "text": tool_pictures_note(item)}]
+            content.extend(_image_part(picture) for picture in item)
+            wire.append({"role": "user", "content": content})
+        else:
+            wire.append(_message_to_wire(*item, wire_names))
     return wire
-
-
-def _tool_pictures_message(pictures: Sequence[InlinePicture]) -> dict[str, Any]:
-    names = ", ".join(picture.name for picture in pictures)
-    return {
-        "role": "user",
-        "content": [
-            {"type": "text", "text": f"(the pictures from the tool results above: {names})"},
-            *(_image_part(picture) for picture in pictures),
-        ],
-    }
 
 
 def _image_part(picture: InlinePicture) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -103,6 +103,24 @@ class PictureSender:
                 pieces.append(f"[file {_label(part)}: {_described(part)}]")
         return MessageForModel("\n".join(pieces), pictures)
 
+    def messages(
+        self, messages: Sequence[Message]
+    ) -> Iterator[tuple[Message, MessageForModel] | list[InlinePicture]]:
+        """Each message with what it sends, in order; after a run of tool results whose
+        pictures go inline, those pictures as one list. Chat completions and the Responses
+        API take images only from the user, so they send that list as a user message."""
+        held: list[InlinePicture] = []
+        for message in messages:
+            if held and message.role != "tool":
+                yield held
+                held = []
+            sent = self.message(message)
+            if message.role == "tool":
+                held.extend(sent.pictures)
+            yield message, sent
+        if held:
+            yield held
+
     def _picture(self, part: ImagePart) -> tuple[InlinePicture | None, str]:
         label = _label(part)
         kept = f"[picture {label}: {_described(part)}; the user has it"
@@ -124,6 +142,11 @@ class PictureSender:
         if len(encoded) > MAX_INLINE_PICTURE_BYTES:  # the recorded size was wrong
             return None, f"{kept}; it is too large to show you]"
         return InlinePicture(part.mime_type, encoded, label), f"[picture {label}: attached]"
+
+
+def tool_pictures_note(pictures: Sequence[InlinePicture]) -> str:
+    """The text before the pictures of tool results sent as a user message."""
+    return f"(the pictures from the tool results above: {', '.join(p.name for p in pictures)})"
 
 
 def _label(part: ImagePart | FilePart) -> str:

@@ -37,7 +37,12 @@ from openpista.providers._http import (
 from openpista.providers._provider import HttpProvider
 from openpista.providers._retry import Sleep
 from openpista.providers._sse import ServerSentEvent
-from openpista.providers.pictures import InlinePicture, MessageForModel, PictureSender
+from openpista.providers.pictures import (
+    InlinePicture,
+    MessageForModel,
+    PictureSender,
+    tool_pictures_note,
+)
 from openpista.providers.presets import CHATGPT_BASE_URL
 
 __all__ = ["CHATGPT_BASE_URL", "ResponsesProvider", "chatgpt_account_id"]
@@ -104,17 +109,13 @@ def responses_body(
     instructions = "\n\n".join(m.content for m in messages[:leading] if m.content)
     pictures = pictures or PictureSender()
     items: list[dict[str, Any]] = []
-    held: list[InlinePicture] = []
-    for message in messages[leading:]:
-        if held and message.role != "tool":
-            items.append(_tool_pictures_item(held))
-            held = []
-        sent = pictures.message(message)
-        if message.role == "tool":
-            held.extend(sent.pictures)
-        items.extend(_message_items(message, sent, names))
-    if held:
-        items.append(_tool_pictures_item(held))
+    for item in pictures.messages(messages[leading:]):
+        if isinstance(item, list):  # pictures of tool results: only a user message takes them
+            message_item = _text_message("user", tool_pictures_note(item))
+            message_item["content"].extend(_image_input(picture) for picture in item)
+            items.append(message_item)
+        else:
+            items.extend(_message_items(*item, names))
     body: dict[str, Any] = {"model": model}
     if instructions:
         body["instructions"] = instructions
@@ -165,13 +166,6 @@ def _message_items(
             item["content"] = []
         item["content"].extend(_image_input(picture) for picture in sent.pictures)
     return [item]
-
-
-def _tool_pictures_item(pictures: list[InlinePicture]) -> dict[str, Any]:
-    names = ", ".join(picture.name for picture in pictures)
-    item = _text_message("user", f"(the pictures from the tool results above: {names})")
-    item["content"].extend(_image_input(picture) for picture in pictures)
-    return item
 
 
 def _image_input(picture: InlinePicture) -> dict[str, Any]:

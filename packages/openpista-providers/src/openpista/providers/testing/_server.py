@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import re
 import signal
 import socket
 import sys
@@ -22,6 +23,11 @@ from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any, Generic, Protocol, Self, TypeVar, cast
+
+IMAGE_URL = re.compile(
+    r"^(data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/]+={0,2}|https?://\S+)$"
+)
+"""What the OpenAI APIs take as an image URL: base64 picture data or an http(s) address."""
 
 
 class RecordedWithBody(Protocol):

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from openpista.providers.testing import llamacpp
 from openpista.providers.testing._server import (
+    IMAGE_URL,
     FakeHandler,
     FakeT,
     ScriptedFakeServer,
@@ -509,7 +510,7 @@ def _validate_content_parts(messages: list[Any]) -> None:
                 )
             image = part.get("image_url")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
             url = image.get("url") if isinstance(image, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-            if not isinstance(url, str) or not _IMAGE_URL.match(url):
+            if not isinstance(url, str) or not IMAGE_URL.match(url):
                 raise _ApiError(
                     400,
                     "Invalid image URL: expected a base64-encoded data URL with an image MIME "
@@ -517,11 +518,6 @@ def _validate_content_parts(messages: list[Any]) -> None:
                     param=f"{param}.image_url.url",
                     code="invalid_value",
                 )
-
-
-_IMAGE_URL = re.compile(
-    r"^(data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/]+={0,2}|https?://\S+)$"
-)
 
 
 def _unanswered_tool_calls(open_ids: set[str]) -> _ApiError:

@@ -22,14 +22,18 @@ from __future__ import annotations
 import base64
 import hmac
 import json
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from openpista.providers.testing._server import ScriptedFakeServer, serve_from_shell, shell_parser
+from openpista.providers.testing._server import (
+    IMAGE_URL,
+    ScriptedFakeServer,
+    serve_from_shell,
+    shell_parser,
+)
 from openpista.providers.testing.chat_completions import (
     TOOL_NAME_PATTERN,
     RecordedRequest,
@@ -640,7 +644,7 @@ def _validate_message(item: dict[str, Any], where: str) -> None:
             )
         if kind == "input_image":
             url = part.get("image_url")  # pyright: ignore[reportUnknownMemberType, reportOptionalMemberAccess, reportUnknownVariableType]
-            if not isinstance(url, str) or not _IMAGE_URL.match(url):
+            if not isinstance(url, str) or not IMAGE_URL.match(url):
                 raise _ApiError(
                     400,
                     "Invalid 'image_url': expected a base64-encoded data URL with an image MIME "
@@ -648,11 +652,6 @@ def _validate_message(item: dict[str, Any], where: str) -> None:
                     param=f"{where}.content[{number}].image_url",
                     code="invalid_value",
                 )
-
-
-_IMAGE_URL = re.compile(
-    r"^(data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/]+={0,2}|https?://\S+)$"
-)
 
 
 def _validate_reasoning(
