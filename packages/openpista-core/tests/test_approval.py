@@ -26,7 +26,7 @@ from openpista.core.testing import (
     tool_call_reply,
     tool_calls_reply,
 )
-from openpista.core.tool import FunctionTool, ToolContext
+from openpista.core.tool import FunctionTool, ToolContext, ToolOutput
 
 CHANNEL = "test:local"
 
@@ -165,6 +165,47 @@ async def test_read_only_tools_are_never_asked_about() -> None:
     assert tool_result_texts(provider, 1) == ["a calm screen"]
     (entry,) = await memory.list_tool_calls()
     assert entry.decision == "auto"
+
+
+class Sandboxed:
+    """A tool whose calls differ: `requires_approval_for` says which are asked about."""
+
+    name = "box.run"
+    description = "runs in a box"
+    requires_approval = True
+
+    def __init__(self) -> None:
+        self.ran: list[bool] = []
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return {"type": "object", "properties": {"confined": {"type": "boolean"}}}
+
+    def requires_approval_for(self, arguments: dict[str, Any]) -> bool:
+        return not arguments.get("confined", False)
+
+    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
+        self.ran.append(bool(arguments.get("confined")))
+        return ToolOutput("ran")
+
+
+async def test_a_tool_can_waive_approval_per_call() -> None:
+    memory = InMemoryStore()
+    session = (await memory.create_session(CHANNEL)).id
+    box = Sandboxed()
+    confined = ToolCall("c1", "box.run", '{"confined": true}')
+    loose = ToolCall("c2", "box.run", '{"confined": false}')
+    provider = ScriptedProvider([tool_calls_reply(confined, loose), "Done."])
+    agent = Agent(provider, ToolRegistry([box]), memory, approval=ApprovalGate())
+    observer = RecordingObserver([ApprovalDecision.DENY])
+
+    await agent.run_turn(session, "box", channel_id=CHANNEL, observer=observer, approval="ask")
+
+    assert box.ran == [True]
+    (question,) = observer.questions
+    assert json.loads(question.arguments) == {"confined": False}
+    decisions = {entry.arguments: entry.decision for entry in await memory.list_tool_calls()}
+    assert decisions == {'{"confined": true}': "auto", '{"confined": false}': "denied"}
 
 
 async def test_with_nobody_to_ask_the_call_is_denied_and_the_llm_told_why() -> None:

@@ -111,6 +111,7 @@ def test_container_skills_keep_their_image(tmp_path: Path) -> None:
         ("---\ntimeout_s: soon\n---\n", "'timeout_s' must be a positive number"),
         ("---\ntimeout_s: -1\n---\n", "'timeout_s' must be a positive number"),
         ("---\ndescription: {a: 1}\n---\n", "'description' must be text"),
+        ("---\nmode: wasm\nsafe: maybe\n---\n", "'safe' must be true or false"),
     ],
 )
 def test_a_malformed_skill_is_skipped_with_a_warning(
@@ -127,6 +128,39 @@ def test_a_malformed_skill_is_skipped_with_a_warning(
     assert len(warnings) == 1, "the same problem is reported once, not on every request"
     assert str(tmp_path / "broken" / "SKILL.md") in warnings[0]
     assert problem in warnings[0]
+
+
+def test_a_wasm_skill_may_declare_itself_safe(tmp_path: Path) -> None:
+    write_skill(tmp_path / "safe", "---\nmode: wasm\nsafe: true\n---\n")
+    write_skill(tmp_path / "plain", "---\nmode: wasm\n---\n")
+    safe, plain = sorted(
+        SkillLoader(tmp_path).discover(), key=lambda skill: skill.name, reverse=True
+    )
+    assert (safe.name, safe.safe) == ("safe", True)
+    assert (plain.name, plain.safe) == ("plain", False)
+
+
+@pytest.mark.parametrize("mode", ["subprocess", "container"])
+def test_safe_is_ignored_with_a_warning_outside_wasm(
+    tmp_path: Path, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_skill(tmp_path / "claims", f"---\nmode: {mode}\nsafe: true\n---\n")
+    with caplog.at_level(logging.WARNING, logger="openpista.core.skills"):
+        (skill,) = SkillLoader(tmp_path).discover()
+    assert skill.safe is False
+    (warning,) = [record.getMessage() for record in caplog.records]
+    assert "'safe: true' is ignored" in warning and mode in warning
+
+
+def test_only_a_safe_wasm_skill_runs_without_approval(tmp_path: Path) -> None:
+    write_skill(tmp_path / "safe", "---\nmode: wasm\nsafe: true\n---\n")
+    write_skill(tmp_path / "plain", "---\nmode: wasm\n---\n")
+    write_skill(tmp_path / "shell", "---\nsafe: true\n---\n", run_sh="echo hi\n")
+    tool = SkillRunTool(SkillLoader(tmp_path))
+    assert tool.requires_approval_for({"name": "safe"}) is False
+    assert tool.requires_approval_for({"name": "plain"}) is True
+    assert tool.requires_approval_for({"name": "shell"}) is True
+    assert tool.requires_approval_for({"name": "missing"}) is True
 
 
 def test_a_duplicate_skill_name_is_ignored_with_a_warning(

@@ -1,6 +1,7 @@
 """Tool approval: the policy, the question put to the user, and the answer.
 
-Under the `ask` policy a tool that declares `requires_approval` does not run until the user
+Under the `ask` policy a tool that declares `requires_approval` (or whose
+`requires_approval_for(arguments)` says so for this call) does not run until the user
 of the channel the message came from allows it. The question travels through the turn's
 observer (`TurnObserver.request_approval`), which a channel answers outside the session's
 queue, so an answer never waits behind the turn that waits for it.
@@ -9,9 +10,11 @@ queue, so an answer never waits behind the turn that waits for it.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from openpista.core.models import ToolCall, new_id
 
@@ -19,6 +22,8 @@ if TYPE_CHECKING:
     from openpista.core.memory import MemoryStore
     from openpista.core.observer import TurnObserver
     from openpista.core.tool import Tool
+
+logger = logging.getLogger(__name__)
 
 ApprovalPolicy = Literal["auto", "ask"]
 
@@ -92,12 +97,28 @@ class ApprovalOutcome:
         return self.decision not in (AuditDecision.DENIED, AuditDecision.EXPIRED)
 
 
-def tool_requires_approval(tool: Tool | None) -> bool:
-    """Whether calls to `tool` are asked about under `ask`. Tools that do not say, do."""
+def tool_requires_approval(tool: Tool | None, arguments: dict[str, Any] | None = None) -> bool:
+    """Whether a call to `tool` with `arguments` is asked about under `ask`. Tools that do not
+    say, are. A tool's `requires_approval_for(arguments)`, when it has one and the arguments
+    are known, decides per call; failing, it counts as a yes."""
     if tool is None:
         return False  # an unknown tool never runs: nothing to ask about
+    per_call: object = getattr(tool, "requires_approval_for", None)
+    if arguments is not None and callable(per_call):
+        try:
+            return bool(cast("Callable[[dict[str, Any]], object]", per_call)(arguments))
+        except Exception:
+            logger.warning("%s: requires_approval_for failed; asking", tool.name, exc_info=True)
+            return True
     value: Any = getattr(tool, "requires_approval", True)
     return bool(value)
+
+
+def _call_arguments(request: ApprovalRequest) -> dict[str, Any] | None:
+    try:
+        return request.call.parsed_arguments()
+    except ValueError:
+        return None
 
 
 def denied_result_text(tool: str, outcome: ApprovalOutcome) -> str:
@@ -167,7 +188,7 @@ class ApprovalGate:
         request: ApprovalRequest,
         observer: TurnObserver,
     ) -> ApprovalOutcome:
-        if policy == "auto" or not tool_requires_approval(tool):
+        if policy == "auto" or not tool_requires_approval(tool, _call_arguments(request)):
             return ApprovalOutcome(AuditDecision.AUTO, "policy")
         if await self._allowed_all_before(request.session_id):
             return ApprovalOutcome(AuditDecision.ALLOWED_ALL, "session")

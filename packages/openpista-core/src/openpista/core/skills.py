@@ -1,7 +1,8 @@
 """Skills: folders holding a SKILL.md, found anywhere under the workspace, and the skill.run tool.
 
 A SKILL.md may start with YAML front matter between two `---` lines (`name`, `description`,
-`mode: subprocess|wasm|container`, `image`, `timeout_s`); its body goes into the system prompt.
+`mode: subprocess|wasm|container`, `image`, `timeout_s`, `safe`); its body goes into the system
+prompt.
 Every mode runs through a SkillRunner found under the `openpista.skill_runners` entry point
 group: core's SubprocessSkillRunner runs `run.sh` with bash or `main.py` with python;
 openpista-sandbox supplies wasm and container.
@@ -50,6 +51,9 @@ class Skill:
     """SKILL.md after the front matter: instructions for the LLM."""
     path: Path
     """The skill's folder."""
+    safe: bool = False
+    """A wasm skill declaring itself safe (`safe: true`): confined to a read-only workspace, it
+    runs without asking under the `ask` approval policy. Always False for other modes."""
 
 
 class SkillFormatError(ValueError):
@@ -83,6 +87,18 @@ def parse_skill(skill_file: Path, text: str) -> Skill:
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
     ):
         raise SkillFormatError(f"'timeout_s' must be a positive number of seconds, got {timeout!r}")
+    safe = meta.get("safe", False)
+    if not isinstance(safe, bool):
+        raise SkillFormatError(f"'safe' must be true or false, got {safe!r}")
+    if safe and mode != "wasm":
+        # Only the WASM sandbox confines a skill; a subprocess or container skill saying it is
+        # safe must not skip the question.
+        logger.warning(
+            "%s: 'safe: true' is ignored for mode %r: only wasm skills can skip approval",
+            skill_file,
+            mode,
+        )
+        safe = False
     return Skill(
         name=name,
         description=_text_field(meta, "description", "").strip(),
@@ -91,6 +107,7 @@ def parse_skill(skill_file: Path, text: str) -> Skill:
         timeout_s=float(timeout) if timeout is not None else None,
         body=body.strip(),
         path=folder,
+        safe=safe,
     )
 
 
@@ -328,7 +345,8 @@ class SkillRunTool:
     """The `skill.run` tool: runs a workspace skill by name through its mode's runner.
 
     `runners` maps a mode to its runner; left out, subprocess skills run with the defaults and
-    other modes have none. Needs approval: a skill runs code on the owner's machine.
+    other modes have none. Needs approval, a skill runs code on the owner's machine, except a
+    wasm skill whose SKILL.md says `safe: true` (see `requires_approval_for`).
     """
 
     requires_approval = True
@@ -356,6 +374,14 @@ class SkillRunTool:
     @property
     def parameters(self) -> dict[str, Any]:
         return SKILL_RUN_PARAMETERS
+
+    def requires_approval_for(self, arguments: dict[str, Any]) -> bool:
+        """False only for a wasm skill declaring `safe: true`: the WASM sandbox gives it the
+        workspace read-only and nothing else. Every other call (an unknown skill included) is
+        asked about."""
+        name = str(arguments.get("name", ""))
+        skill = next((skill for skill in self.loader.discover() if skill.name == name), None)
+        return not (skill is not None and skill.mode == "wasm" and skill.safe)
 
     async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
         name = str(arguments.get("name", ""))

@@ -88,6 +88,10 @@ class Tool(Protocol):
 
     - `requires_approval: bool` (default True): whether a call is asked about under the
       `ask` approval policy. Read-only tools (a screenshot) set it False.
+    - `requires_approval_for(arguments: dict[str, Any]) -> bool`: the same question per call,
+      for a tool whose calls differ (skill.run: a wasm skill declaring itself safe runs
+      unasked). When defined it decides; `requires_approval` answers when the arguments are
+      not known.
     - `serial_group: str | None` (default None): calls of tools sharing a group run one after
       another, in the order the model gave them, instead of concurrently (a browser's click
       then type).
