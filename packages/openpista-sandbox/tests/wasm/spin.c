@@ -1,0 +1,5 @@
+// Never ends: only the epoch deadline stops it.
+int main(void) {
+    volatile unsigned long counter = 0;
+    for (;;) counter++;
+}
