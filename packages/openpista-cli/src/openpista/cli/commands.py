@@ -297,12 +297,13 @@ def skills() -> None:
 
 
 @skills.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_guarded
-def skills_list() -> None:
-    """List the skills in the workspace."""
+def skills_list(as_json: bool) -> None:
+    """List the skills in the workspace: mode, and whether each can run here."""
     from openpista.cli.skills import list_skills
 
-    list_skills(_globals().config_path)
+    list_skills(_globals().config_path, as_json=as_json)
 
 
 @cli.group()
