@@ -128,7 +128,7 @@ async def _check(
     function: object = getattr(runner, method, None)
     if not callable(function):
         return None
-    call = cast("Callable[..., object]", function)
+    call = function
     try:
         if inspect.iscoroutinefunction(call):
             async with asyncio.timeout(timeout_s):
