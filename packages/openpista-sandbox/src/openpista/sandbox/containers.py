@@ -51,6 +51,8 @@ MAX_KEPT_BYTES = 1 << 20
 """Of each of stdout and stderr, what is kept; the rest is only counted."""
 PULL_TIMEOUT_S = 600.0
 _REMOVE_TIMEOUT_S = 30.0
+_CANNOT_CONNECT = 900
+"""aiodocker's DockerError status for an engine it could not connect to."""
 _CREDENTIAL_GRACE_S = 60.0
 """A token outlives the run's timeout by this at most, should revocation ever be missed."""
 
@@ -293,9 +295,7 @@ class ContainerEngine:
         if self._docker is None:
             return 0
         labels = [f"{HOST_LABEL}={socket.gethostname()}", PID_LABEL]
-        found = await self._docker.containers.list(
-            all=True, filters=json.dumps({"label": labels})
-        )
+        found = await self._docker.containers.list(all=True, filters=json.dumps({"label": labels}))
         removed = 0
         for container in found:
             pid_text = str(cast(dict[str, Any], container["Labels"]).get(PID_LABEL, ""))
@@ -313,9 +313,14 @@ class ContainerEngine:
     def _describe_failure(self, exc: BaseException) -> str:
         import aiodocker
 
-        if isinstance(exc, aiodocker.DockerError):
+        if isinstance(exc, aiodocker.DockerError) and exc.status != _CANNOT_CONNECT:
             return f"the Docker engine at {self.address} refused: {exc.message}"
-        return f"no Docker engine at {self.address} ({exc})"
+        # aiodocker wraps a failed connection (status 900) around aiohttp's error.
+        cause = exc.__cause__ or exc.__context__ or exc
+        reason = getattr(cause, "strerror", None) or getattr(
+            getattr(cause, "os_error", None), "strerror", None
+        )
+        return f"no Docker engine at {self.address} ({reason or cause})"
 
     async def aclose(self) -> None:
         """Remove the containers still running (a stop mid-run) and close the connection."""

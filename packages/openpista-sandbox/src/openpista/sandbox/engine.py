@@ -51,7 +51,9 @@ def _get(address: str, path: str, timeout_s: float) -> tuple[int, bytes]:
     elif parts.scheme in ("tcp", "http"):
         connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout_s)
     elif parts.scheme == "https":
-        connection = http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout_s)
+        connection = http.client.HTTPSConnection(
+            parts.hostname or "", parts.port, timeout=timeout_s
+        )
     else:
         raise EngineUnreachable(
             f"DOCKER_HOST {address!r} is no engine address (unix://PATH or tcp://HOST:PORT)"
@@ -62,7 +64,8 @@ def _get(address: str, path: str, timeout_s: float) -> tuple[int, bytes]:
         return response.status, response.read()
     except (OSError, http.client.HTTPException) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise EngineUnreachable(f"no Docker engine at {address} ({reason or type(exc).__name__})")
+        problem = reason or type(exc).__name__
+        raise EngineUnreachable(f"no Docker engine at {address} ({problem})") from None
     finally:
         connection.close()
 
