@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from openpista.providers.testing import FakeChatCompletionsServer
 from openpista.sandbox.testing import IMAGE, TestEngine, missing_requirement
 
-from .conftest import Openpista
+from .conftest import Openpista, wait_for
 
 MISSING = missing_requirement()
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
@@ -48,4 +49,22 @@ def test_a_model_runs_a_command_in_a_container_that_is_gone_afterwards(
         message["content"] for message in llm.requests[2]["messages"] if message["role"] == "tool"
     ]
     assert tool_messages == ["exit code: 0\n--- stdout ---\n2\n1000\nlo", '{"rows": 2}']
+    assert engine.containers() == []
+
+
+def test_sigterm_mid_run_removes_the_container(
+    openpista: Openpista, llm: FakeChatCompletionsServer, engine: TestEngine
+) -> None:
+    openpista.env["DOCKER_HOST"] = engine.address
+    openpista.write_config(f'[sandbox]\nimage = "{IMAGE}"\n')
+    llm.queue_tool_calls([("container_run", {"command": "sleep 100"})])
+    llm.queue_text("never reached")
+
+    with openpista.popen("run", "-e", "sleep in a container") as process:
+        assert wait_for(lambda: len(engine.containers()) == 1), "no container started"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr
     assert engine.containers() == []
