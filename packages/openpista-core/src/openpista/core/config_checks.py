@@ -181,7 +181,7 @@ CHECKS: dict[str, Check] = {
     "providers.*.api": one_of("", "chat", "responses", "anthropic"),
     "database.url": not_empty("a database path or SQLAlchemy URL"),
     "skills.workspace": not_empty("a directory"),
-    "sandbox.image": not_empty("a container image such as \"python:3.12-slim\""),
+    "sandbox.image": not_empty('a container image such as "python:3.12-slim"'),
     "sandbox.timeout_s": positive_seconds,
     "sandbox.memory_mb": at_least(16),
     "sandbox.cpus": _cpus,
