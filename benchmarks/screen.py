@@ -13,7 +13,8 @@ three sizes, a colour gradient, a photo-like noise block), then times in this pr
   png_encoding       PNG encoding of that frame: mss's writer (the tool's) at zlib levels 1,
                      3 and 6, and Pillow's at 1 and at its default 6
   pyscreenshot       pyscreenshot.grab(backend="mss") in a child process (its default) and
-                     in process (childprocess=False)
+                     in process (childprocess=False), for decision 15; pyscreenshot is no
+                     dependency: `uv run --with pyscreenshot python benchmarks/screen.py`
   ocr                screen.ocr of an 800x400 region and of the whole screen; and Tesseract on
                      that region with its default OpenMP threads instead of one
 """
@@ -189,6 +190,22 @@ def tesseract_default_threads(display: str, runs: int) -> dict[str, float]:
     )
 
 
+def pyscreenshot_grabs(runs: int) -> dict[str, Any]:
+    """pyscreenshot's grab in a child process and in process, when it is installed."""
+    try:
+        import pyscreenshot  # pyright: ignore[reportMissingImports]
+    except ImportError:
+        return {
+            "skipped": "pyscreenshot is not installed: "
+            "uv run --with pyscreenshot python benchmarks/screen.py"
+        }
+    warnings.simplefilter("ignore", DeprecationWarning)  # pyscreenshot calls mss.mss()
+    return {
+        "child_process": timed(lambda: pyscreenshot.grab(backend="mss"), max(3, runs // 4)),
+        "in_process": timed(lambda: pyscreenshot.grab(backend="mss", childprocess=False), runs),
+    }
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
@@ -199,10 +216,7 @@ async def main() -> None:
         ocr = ScreenOcrTool()
         frame = grab("bench", display, None)
 
-        import pyscreenshot
-
         os.environ["DISPLAY"] = display
-        warnings.simplefilter("ignore", DeprecationWarning)  # pyscreenshot calls mss.mss()
         report: dict[str, Any] = {
             "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
             f"Python {platform.python_version()}",
@@ -225,12 +239,7 @@ async def main() -> None:
                 )
                 for encoder, level in PNG_ENCODINGS
             },
-            "pyscreenshot": {
-                "child_process": timed(lambda: pyscreenshot.grab(backend="mss"), max(3, runs // 4)),
-                "in_process": timed(
-                    lambda: pyscreenshot.grab(backend="mss", childprocess=False), runs
-                ),
-            },
+            "pyscreenshot": pyscreenshot_grabs(runs),
             "ocr": {
                 "region_800x400": await timed_async(
                     lambda: ocr.run({"display": display, "region": OCR_REGION}, CONTEXT),

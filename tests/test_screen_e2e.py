@@ -97,7 +97,9 @@ def test_the_user_gets_the_screenshot_and_the_model_a_placeholder(
     (placeholder,) = tool_messages(llm.requests[1])
     assert placeholder.startswith("Screenshot of display")
     assert placeholder.endswith("; the user has it, it is not shown to you]")
-    assert "[picture screen.capture-1: PNG, " in placeholder
+    # Named by the tool and the file's digest; sized as the tool's own text sizes it.
+    size = placeholder.split("\n")[0].rsplit(", ", 1)[1]
+    assert f"[picture screen.capture-{picture.name[:8]}: PNG, {size};" in placeholder
     sent = json.dumps(llm.requests)
     assert ";base64," not in sent
     assert len(sent) < 40_000
@@ -131,7 +133,9 @@ def test_a_model_that_takes_images_gets_the_picture_itself(
     assert result.returncode == 0, result.stderr
     (picture,) = saved_pictures(result.stderr)
     messages = llm.requests[1]["messages"]
-    assert messages[-2]["content"].endswith("[picture screen.capture-1: attached]")
+    assert messages[-2]["content"].endswith(
+        f"[picture screen.capture-{picture.name[:8]}: attached]"
+    )
     image_part = messages[-1]["content"][1]
     url = image_part["image_url"]["url"]
     assert url.startswith("data:image/png;base64,")
@@ -162,3 +166,55 @@ def test_under_ask_a_capture_runs_unasked_and_a_notification_is_asked_about(
     decisions = {row["tool"]: row["decision"] for row in json.loads(audit.stdout)}
     assert decisions["screen.capture"] == "auto"
     assert decisions["system.notify"] != "auto"
+
+
+def test_pictures_of_one_round_have_names_of_their_own(
+    on_screen: Openpista, llm: FakeChatCompletionsServer
+) -> None:
+    on_screen.env["OPENPISTA_MODEL"] = "gpt-4o"
+    llm.queue_tool_calls([("screen_capture", {"max_width": 320}), ("screen_capture", {})])
+    llm.queue_text("Two pictures.")
+
+    result = on_screen.run("run", "-e", "Capture twice")
+
+    assert result.returncode == 0, result.stderr
+    small, whole = (f"screen.capture-{path.name[:8]}" for path in saved_pictures(result.stderr))
+    assert small != whole
+    messages = llm.requests[1]["messages"]
+    assert [m["content"].rsplit("\n", 1)[1] for m in messages if m["role"] == "tool"] == [
+        f"[picture {small}: attached]",
+        f"[picture {whole}: attached]",
+    ]
+    note = messages[-1]["content"][0]["text"]
+    assert note == f"(the pictures from the tool results above: {small}, {whole})"
+
+
+def test_the_chat_says_where_a_picture_was_saved(
+    on_screen: Openpista, llm: FakeChatCompletionsServer
+) -> None:
+    llm.queue_tool_calls([("screen_capture", {})])
+    llm.queue_text("Red again.")
+
+    result = on_screen.run(input="take a shot\n")
+
+    assert result.returncode == 0, result.stderr
+    assert "Red again." in result.stdout
+    (picture,) = saved_pictures(result.stderr)
+    assert picture.is_file()
+
+
+def test_no_display_is_one_clear_line_naming_the_tool_once(
+    openpista: Openpista, llm: FakeChatCompletionsServer
+) -> None:
+    openpista.env.pop("DISPLAY", None)
+    llm.queue_tool_calls([("screen_capture", {})])
+    llm.queue_text("There is no screen here.")
+
+    result = openpista.run("run", "-e", "What is on my screen?")
+
+    assert result.returncode == 0, result.stderr
+    (failure,) = [line for line in result.stderr.splitlines() if "✗" in line]
+    assert failure.startswith("  ✗ screen.capture: no X display")
+    (told,) = tool_messages(llm.requests[1])
+    assert told.startswith("screen.capture: no X display")
+    assert "Traceback" not in result.stderr

@@ -85,7 +85,7 @@ async def test_a_custom_model_gets_a_placeholder_and_no_base64() -> None:
     assert tool["role"] == "tool"
     assert tool["content"] == (
         "Screenshot of display :1, 1x1 PNG\n"
-        "[picture screen.capture-1: PNG, 1 KB; the user has it, it is not shown to you]"
+        "[picture screen.capture-1: PNG, 0.1 KB; the user has it, it is not shown to you]"
     )
     assert ";base64," not in json.dumps(body)
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "tool", "user"]
@@ -127,7 +127,7 @@ async def test_a_picture_whose_file_is_gone_is_said_to_be_gone() -> None:
 
 
 async def test_text_parts_and_files_reach_the_model_as_text() -> None:
-    doc = FilePart("ef/ef56.pdf", "application/pdf", name="report.pdf", size=120_000)
+    doc = FilePart("ef/ef56.pdf", "application/pdf", name="report.pdf", size=120 * 1024)
     with FakeChatCompletionsServer() as server:
         await ask(chat(server, "custom", "m"), conversation(TextPart("page 1: hello"), doc), {})
         body = server.requests[0]

@@ -1,20 +1,31 @@
-"""Shared helpers for the WASM tests: real modules built from the C sources in wasm/."""
+"""A real Docker engine for the container tests: the one at DOCKER_HOST, or a private dockerd
+started for the session (root, Debian's docker.io and busybox-static; .ci/run installs them)."""
 
 from __future__ import annotations
 
-import shutil
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
-MODULES = Path(__file__).resolve().parent / "wasm"
+import pytest
+
+from openpista.sandbox.testing import TestEngine, missing_requirement
+
+MISSING = missing_requirement()
+needs_engine = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 
 
-def install_wasm_skill(
-    workspace: Path, module: str, *, name: str | None = None, front_matter: str = ""
-) -> Path:
-    """A wasm skill folder under `workspace` running the test module `module` (wasm/NAME.wasm)."""
-    name = name or module
-    folder = workspace / "skills" / name
-    folder.mkdir(parents=True)
-    shutil.copyfile(MODULES / f"{module}.wasm", folder / "skill.wasm")
-    (folder / "SKILL.md").write_text(f"---\nname: {name}\nmode: wasm\n{front_matter}---\n")
-    return folder
+@pytest.fixture(scope="session")
+def engine() -> Iterator[TestEngine]:
+    with TestEngine() as started:
+        yield started
+
+
+@pytest.fixture
+def dead_socket(tmp_path: Path) -> str:
+    """A DOCKER_HOST where a socket file exists but nothing listens: connecting is refused."""
+    path = tmp_path / "docker.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.close()
+    return f"unix://{path}"

@@ -13,7 +13,7 @@ import wasmtime
 from openpista.sandbox.wasm.cache import CompiledModuleCache, cache_key
 from openpista.sandbox.wasm.engine import new_engine
 
-from .conftest import MODULES
+from .wasm_skills import MODULES
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from openpista.core.skills import Skill, SkillLoader, SkillRunTool
 from openpista.core.tool import ToolContext
 from openpista.sandbox.wasm import WasmSkillRunner
 
-from .conftest import install_wasm_skill
+from .wasm_skills import install_wasm_skill
 
 CONTEXT = ToolContext(session_id="s", channel_id="test:local")
 

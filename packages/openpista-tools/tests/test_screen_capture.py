@@ -167,6 +167,11 @@ async def test_a_region_past_the_screen_is_refused(
         ({"format": "gif"}, 'screen.capture `format` must be "png" or "jpeg", got \'gif\''),
         ({"max_width": 0}, "screen.capture `max_width` must be at least 1, got 0"),
         ({"max_width": "wide"}, "screen.capture `max_width` must be a whole number, got 'wide'"),
+        ({"max_width": 1.5}, "screen.capture `max_width` must be a whole number, got 1.5"),
+        (
+            {"region": {"x": 1e300, "y": 0, "width": 5, "height": 5}},
+            "screen.capture `region.x` must be at most 1,000,000, got 1e+300",
+        ),
         ({"region": [0, 0, 10, 10]}, "screen.capture `region` must be an object"),
         ({"region": {"x": 0, "y": 0}}, "screen.capture `region` lacks width, height"),
         (
@@ -202,3 +207,12 @@ def test_the_screen_tools_are_registered_read_only() -> None:
     assert all(getattr(tool, "requires_approval", True) is False for tool in tools)
     assert isinstance(tools[0], ScreenCaptureTool)
     assert isinstance(tools[1], ScreenOcrTool)
+
+
+async def test_a_tiny_picture_maps_each_axis_back_on_its_own(scene: Any) -> None:
+    text, _, picture = await _capture({"display": scene.display.name, "max_width": 1})
+    assert picture.size == (1, 1)
+    assert text.endswith(
+        "(downscaled from 1920x1080: a point (px, py) in it is at (px * 1920, py * 1080) "
+        "on the screen)"
+    )

@@ -182,6 +182,10 @@ class CliChannel:
             # The model may repeat what a tool read (a hostile file): never let it drive the
             # terminal.
             self._write(self._output, f"{printable(response.content, keep_lines=True)}\n")
+        for image in response.images:
+            # A terminal cannot show the picture; it says where the file is, as `run -e` does.
+            if image.path:
+                self._write(self._errors, f"picture saved: {printable(image.path)}\n")
         self._streamed_this_turn = False
         answers_the_line = (
             response.in_reply_to is not None and response.in_reply_to == self._awaiting_event

@@ -50,6 +50,8 @@ def describe_tool_result(call: ToolCall, result: ToolResult, limit: int = 120) -
     mark = "✗" if result.is_error else "✓"
     stripped = result.output.strip()
     first_line = stripped.splitlines()[0] if stripped else ""
+    # Errors often name their tool already ("screen.capture: no X display"): say it once.
+    first_line = first_line.removeprefix(f"{call.name}: ")
     return f"  {mark} {call.name}: {_squeeze(first_line, limit)}"
 
 

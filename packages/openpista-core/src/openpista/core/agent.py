@@ -432,9 +432,9 @@ class Agent:
         if result.images and self.media is not None:
             parts: list[Part] = []
             saved: list[Image] = []
-            for number, image in enumerate(result.images, start=1):
+            for image in result.images:
                 try:
-                    part = self.media.save_image(image, f"{result.name}-{number}")
+                    part = self.media.save_image(image, result.name)
                 except Exception:
                     logger.exception("could not save a picture from %s", result.name)
                     saved.append(image)

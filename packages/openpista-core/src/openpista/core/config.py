@@ -46,6 +46,7 @@ __all__ = [
     "McpConfig",
     "McpServerConfig",
     "ProviderConfig",
+    "SandboxConfig",
     "SkillsConfig",
     "approval_mode",
     "channel_names",
@@ -117,6 +118,17 @@ class SkillsConfig:
 
 
 @dataclass(slots=True)
+class SandboxConfig:
+    """`[sandbox]`: containers (openpista-sandbox reads it; core only holds the keys)."""
+
+    require_container: bool = False
+    image: str = "python:3.12-slim"
+    timeout_s: float = 60.0
+    memory_mb: int = 512
+    cpus: float = 1.0
+
+
+@dataclass(slots=True)
 class CronJobConfig:
     schedule: str
     channel_id: str
@@ -139,6 +151,7 @@ class Config:
     agent: AgentConfig = field(default_factory=AgentConfig)
     providers: dict[str, ProviderConfig] = field(default_factory=lambda: {})
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     tools: dict[str, object] = field(default_factory=lambda: {})
     """`[tools.NAME]` by NAME: the settings object its declaration reads it into (every
     declared section is here once loaded), or the plain table of a section nothing declares."""

@@ -51,6 +51,10 @@ def positive_seconds(value: float) -> str | None:
     return None if value > 0 else f"expected a number of seconds greater than 0, got {value:g}"
 
 
+def _cpus(value: float) -> str | None:
+    return None if value > 0 else f"expected a number of CPUs greater than 0, got {value:g}"
+
+
 def port(value: int) -> str | None:
     return None if 1 <= value <= 65535 else f"expected a port from 1 to 65535, got {value}"
 
@@ -177,6 +181,10 @@ CHECKS: dict[str, Check] = {
     "providers.*.api": one_of("", "chat", "responses", "anthropic"),
     "database.url": not_empty("a database path or SQLAlchemy URL"),
     "skills.workspace": not_empty("a directory"),
+    "sandbox.image": not_empty('a container image such as "python:3.12-slim"'),
+    "sandbox.timeout_s": positive_seconds,
+    "sandbox.memory_mb": at_least(16),
+    "sandbox.cpus": _cpus,
     "cron[].schedule": _cron_schedule,
     "cron[].channel_id": _channel_id,
     "cron[].message": not_empty("the message to send"),

@@ -29,6 +29,14 @@ _EXTENSIONS = {
 }
 
 
+def describe_size(size: int) -> str:
+    """A file size as people read it, in binary units: "0.4 KB", "39 KB", "1.2 MB"."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    kb = size / 1024
+    return f"{kb:.1f} KB" if kb < 10 else f"{kb:.0f} KB"
+
+
 class MediaStore:
     """Writes media files (folder 0700, files 0600: they are the owner's private data)."""
 
@@ -71,10 +79,13 @@ class MediaStore:
                 ) from exc
         return relative
 
-    def save_image(self, image: Image, name: str = "") -> ImagePart:
-        """A tool's picture as a stored image part."""
+    def save_image(self, image: Image, prefix: str = "picture") -> ImagePart:
+        """A tool's picture as a stored image part, named `prefix` and the first 8 hex digits
+        of its SHA-256 (`screen.capture-1f3a9c2b`): pictures of one conversation get distinct
+        names, and the same picture the same name."""
         data = base64.b64decode(image.data_b64)
-        relative = self.save_bytes(data, image.mime_type, name)
+        relative = self.save_bytes(data, image.mime_type)
+        name = f"{prefix}-{Path(relative).name[:8]}"
         return ImagePart(relative, image.mime_type, name=name, size=len(data))
 
     def save_attachment(self, attachment: Attachment) -> Part:

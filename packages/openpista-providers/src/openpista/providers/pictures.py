@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from openpista.core.media import describe_size
 from openpista.core.models import FilePart, ImagePart, Message, TextPart
 
 MAX_INLINE_PICTURE_BYTES = 1_000_000
@@ -131,7 +132,7 @@ class PictureSender:
         if _base64_length(part.size) > MAX_INLINE_PICTURE_BYTES:
             return None, (
                 f"{kept}; it is too large to show you (the limit is about "
-                f"{MAX_INLINE_PICTURE_BYTES * 3 // 4 // 1000} KB): a smaller one (a lower "
+                f"{describe_size(MAX_INLINE_PICTURE_BYTES * 3 // 4)}): a smaller one (a lower "
                 "max_width, or jpeg) can be shown]"
             )
         try:
@@ -158,11 +159,7 @@ def _described(part: ImagePart | FilePart) -> str:
     kind = part.mime_type
     if isinstance(part, ImagePart):
         kind = kind.removeprefix("image/").upper()
-    if part.size <= 0:
-        return kind
-    if part.size >= 1_000_000:
-        return f"{kind}, {part.size / 1_000_000:.1f} MB"
-    return f"{kind}, {max(1, round(part.size / 1000))} KB"
+    return f"{kind}, {describe_size(part.size)}" if part.size > 0 else kind
 
 
 def _base64_length(size: int) -> int:

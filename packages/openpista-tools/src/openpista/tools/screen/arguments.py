@@ -74,12 +74,20 @@ def resolve_display(tool: str, raw: object, environ: Mapping[str, str] | None = 
     return raw
 
 
+MAX_PIXELS = 1_000_000
+"""No screen coordinate or size is larger: a bigger number is a mistake, refused as such."""
+
+
 def _whole_number(tool: str, key: str, value: object, *, minimum: int) -> int:
-    # Models often send 100.0 for 100: a whole float is the number they meant.
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ToolError(f"{tool} `{key}` must be a whole number, got {value!r}")
+    if abs(value) > MAX_PIXELS:
+        raise ToolError(f"{tool} `{key}` must be at most {MAX_PIXELS:,}, got {value:.6g}")
+    # Models often send 100.0 for 100: a whole float is the number they meant.
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ToolError(f"{tool} `{key}` must be a whole number, got {value!r}")
+        value = int(value)
     if value < minimum:
         raise ToolError(f"{tool} `{key}` must be at least {minimum}, got {value}")
     return value

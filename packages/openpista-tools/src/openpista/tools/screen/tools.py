@@ -6,6 +6,7 @@ import asyncio
 import base64
 from typing import Any
 
+from openpista.core.media import describe_size
 from openpista.core.models import Image
 from openpista.core.tool import ToolContext, ToolOutput
 from openpista.tools.screen.arguments import (
@@ -36,11 +37,6 @@ _OCR_DESCRIPTION = (
 )
 
 
-def _kilobytes(size: int) -> str:
-    kb = size / 1024
-    return f"{kb:.1f} KB" if kb < 10 else f"{kb:.0f} KB"
-
-
 def _where(frame: Frame) -> str:
     """'display :99' or 'display :99, region x=10 y=20 300x200'."""
     if frame.region is None:
@@ -51,9 +47,13 @@ def _where(frame: Frame) -> str:
 def _describe_picture(frame: Frame, picture: EncodedPicture) -> str:
     text = (
         f"Screenshot of {_where(frame)}, {picture.width}x{picture.height} "
-        f"{picture.image_format.upper()}, {_kilobytes(len(picture.data))}"
+        f"{picture.image_format.upper()}, {describe_size(len(picture.data))}"
     )
-    scale = picture.original_width / picture.width
+    # Each axis on its own: rounding a tiny max_width can change the aspect ratio.
+    scale = (
+        picture.original_width / picture.width,
+        picture.original_height / picture.height,
+    )
     if picture.downscaled:
         text += f" (downscaled from {picture.original_width}x{picture.original_height}"
         text += f": {_screen_point(frame.region, scale)})"
@@ -62,9 +62,10 @@ def _describe_picture(frame: Frame, picture: EncodedPicture) -> str:
     return text
 
 
-def _screen_point(region: Region | None, scale: float) -> str:
+def _screen_point(region: Region | None, scale: tuple[float, float]) -> str:
     """How a point in the picture maps back to the screen, for a model that wants to click."""
-    x, y = ("px", "py") if scale == 1 else (f"px * {scale:.4g}", f"py * {scale:.4g}")
+    x = "px" if scale[0] == 1 else f"px * {scale[0]:.4g}"
+    y = "py" if scale[1] == 1 else f"py * {scale[1]:.4g}"
     if region is not None:
         x, y = f"{region.x} + {x}", f"{region.y} + {y}"
     return f"a point (px, py) in it is at ({x}, {y}) on the screen"
