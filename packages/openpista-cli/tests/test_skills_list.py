@@ -108,4 +108,4 @@ def test_the_listing_shows_mode_readiness_and_why_not(tmp_path: Path) -> None:
     first, second, reason = text.splitlines()
     assert first.split()[:4] == ["hello-wasm", "wasm,", "safe", "ready"]
     assert second.split()[:3] == ["box", "container", "no"]
-    assert reason.strip() == "cannot run here: Docker engine not reachable"
+    assert reason.strip() == "Docker engine not reachable"

@@ -76,7 +76,7 @@ def format_statuses(statuses: Sequence[SkillStatus]) -> str:
             f"{skill.description}  ({skill.path})"
         )
         if status.problem is not None:
-            lines.append(f"{'':<{name_width}}  cannot run here: {status.problem}")
+            lines.append(f"{'':<{name_width}}  {status.problem}")
     return "\n".join(lines) + "\n"
 
 
