@@ -92,7 +92,7 @@ async def test_a_memory_hog_is_killed_and_reported(
     output = await tool.run({"command": hog, "memory_mb": 32}, CONTEXT)
 
     assert output.is_error
-    assert output.text.startswith("killed: out of memory (limit 32 MB)")
+    assert output.text.startswith("killed: out of memory (limit 32 MB)"), output.text
     assert engine.containers() == []
 
 

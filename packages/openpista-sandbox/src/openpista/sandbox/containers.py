@@ -191,7 +191,7 @@ class ContainerEngine:
                     timed_out = True
             state: dict[str, Any] = {}
             if not timed_out:
-                state = cast(dict[str, Any], (await container.show())["State"])
+                state = await _final_state(container)
         finally:
             # Shielded: a cancelled turn (Ctrl-C, SIGTERM) still gets its container removed.
             await asyncio.shield(self._remove(task_id))
@@ -339,3 +339,23 @@ def _close_stdin(stream: object) -> None:
     transport: Any = getattr(getattr(response, "connection", None), "transport", None)
     if transport is not None and transport.can_write_eof():
         transport.write_eof()
+
+
+_SIGKILL_EXIT = 137
+_OOM_SETTLE_S = 2.0
+
+
+async def _final_state(container: Any) -> dict[str, Any]:
+    """The container's state once it has exited. The engine learns of an OOM kill from a
+    separate event that can arrive after the exit (cgroup v2): a process killed by SIGKILL
+    is looked at again for up to 2 s before it counts as not killed for memory."""
+    state = cast(dict[str, Any], (await container.show())["State"])
+    deadline = asyncio.get_running_loop().time() + _OOM_SETTLE_S
+    while (
+        state.get("ExitCode") == _SIGKILL_EXIT
+        and not state.get("OOMKilled")
+        and asyncio.get_running_loop().time() < deadline
+    ):
+        await asyncio.sleep(0.1)
+        state = cast(dict[str, Any], (await container.show())["State"])
+    return state
