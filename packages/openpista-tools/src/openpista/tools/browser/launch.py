@@ -93,10 +93,40 @@ async def launch_chromium(playwright: Playwright, executable: str, *, headless: 
             handle_sigint=False,
         )
     except PlaywrightError as exc:
-        raise ToolError(
-            f"could not start the browser {executable}: {first_line(exc.message)} "
-            "(set [tools.browser] executable to another Chromium)"
-        ) from exc
+        raise ToolError(launch_failure(executable, exc.message)) from exc
+
+
+_EXIT = re.compile(r"<process did exit: exitCode=(\w+), signal=(\w+)>")
+"""How Playwright's call log records the browser process ending during the launch."""
+
+
+def launch_failure(executable: str, message: str) -> str:
+    """One line on why `executable` did not start, from Playwright's error and call log:
+    the config is blamed only when the program itself exited, not when it was killed."""
+    ended = _EXIT.search(message)
+    if ended is not None and ended.group(2) != "null":
+        return (
+            f"could not start the browser {executable}: it was killed by {ended.group(2)} while "
+            "starting (by another program, or for lack of memory); the next browser call tries "
+            "again"
+        )
+    if ended is not None:
+        return (
+            f"could not start the browser {executable}: it exited at once (exit status "
+            f"{ended.group(1)}) without opening its DevTools pipe; is it really Chromium or "
+            "Chrome? Set [tools.browser] executable to a Chromium binary"
+        )
+    reason = first_line(message)
+    if reason.startswith("Timeout "):
+        return (
+            f"could not start the browser {executable}: it did not answer within "
+            f"{LAUNCH_TIMEOUT_S:g} s (the machine may be overloaded); the next browser call "
+            "tries again"
+        )
+    return (
+        f"could not start the browser {executable}: {reason} (set [tools.browser] executable "
+        "to another Chromium)"
+    )
 
 
 def first_line(message: str) -> str:

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from openpista.tools.browser.launch import check_display, find_chromium, launch_chromium
+from openpista.tools.browser.tab import COUNT_OPENED, Tab
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page, Playwright
+    from playwright.async_api import Browser, Playwright
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +20,9 @@ NAVIGATION_TIMEOUT_S = 30.0
 """How long a page may take to load (browser.navigate, or a click that leads elsewhere)."""
 ELEMENT_TIMEOUT_S = 10.0
 """How long click and type wait for their element to appear before saying it is not there."""
+SCRIPT_TIMEOUT_S = 10.0
+"""How long a page may take to answer a script (reading it, checking it after an action)
+before it counts as hung and its tab is closed."""
 CLOSE_TIMEOUT_S = 10.0
 
 RELAUNCH_NOTE = (
@@ -44,15 +48,19 @@ class SharedBrowser:
         headless: bool = True,
         home: Path,
         element_timeout_s: float = ELEMENT_TIMEOUT_S,
+        navigation_timeout_s: float = NAVIGATION_TIMEOUT_S,
+        script_timeout_s: float = SCRIPT_TIMEOUT_S,
     ) -> None:
         self.element_timeout_s = element_timeout_s
+        self.navigation_timeout_s = navigation_timeout_s
+        self.script_timeout_s = script_timeout_s
         self._configured_executable = executable
         self._headless = headless
         self._home = home
         self._lock = asyncio.Lock()
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
-        self._tabs: dict[str, Page] = {}
+        self._tabs: dict[str, Tab] = {}
         self._lost_tabs: set[str] = set()
         """Sessions whose tab went down with a Chromium that stopped: their next call says so."""
 
@@ -60,22 +68,28 @@ class SharedBrowser:
     def running(self) -> bool:
         return self._browser is not None and self._browser.is_connected()
 
-    async def open_tab(self, session_id: str) -> tuple[Page, str]:
+    async def open_tab(self, session_id: str) -> tuple[Tab, str]:
         """The session's tab, opened (and Chromium started) when needed, with a note for the
         result when a dead Chromium was replaced on the way ("" otherwise)."""
         async with self._lock:
             self._forget_dead_browser()
-            page = self._live_tab(session_id)
-            if page is None:
+            tab = self._live_tab(session_id)
+            if tab is None:
                 browser = await self._ensure_browser()
-                context = await browser.new_context()
+                # Downloads are refused (and reported by the Tab): nothing lands on disk.
+                context = await browser.new_context(accept_downloads=False)
+                await context.add_init_script(COUNT_OPENED)
                 page = await context.new_page()
-                page.set_default_timeout(self.element_timeout_s * 1000)
-                page.set_default_navigation_timeout(NAVIGATION_TIMEOUT_S * 1000)
-                self._tabs[session_id] = page
-            return page, self._take_note(session_id)
+                tab = Tab(
+                    context,
+                    page,
+                    element_timeout_s=self.element_timeout_s,
+                    navigation_s=self.navigation_timeout_s,
+                )
+                self._tabs[session_id] = tab
+            return tab, self._take_note(session_id)
 
-    async def existing_tab(self, session_id: str) -> tuple[Page | None, str]:
+    async def existing_tab(self, session_id: str) -> tuple[Tab | None, str]:
         """The session's tab if it has one; never starts Chromium."""
         async with self._lock:
             self._forget_dead_browser()
@@ -86,11 +100,18 @@ class SharedBrowser:
         async with self._lock:
             self._forget_dead_browser()
             self._lost_tabs.discard(session_id)
-            page = self._tabs.pop(session_id, None)
-            if page is None or page.is_closed():
+            tab = self._tabs.pop(session_id, None)
+            if tab is None or tab.current() is None:
                 return False
-            await page.context.close()
+            await _close_context(tab)
             return True
+
+    async def drop_tab(self, session_id: str) -> None:
+        """Close the session's tab whatever state its page is in (a hung one included)."""
+        async with self._lock:
+            tab = self._tabs.pop(session_id, None)
+            if tab is not None:
+                await _close_context(tab)
 
     async def aclose(self) -> None:
         """Close Chromium and the driver. Safe to call twice; a later call starts them again."""
@@ -99,12 +120,12 @@ class SharedBrowser:
         self._tabs.clear()
         await _stop(browser, playwright)
 
-    def _live_tab(self, session_id: str) -> Page | None:
-        page = self._tabs.get(session_id)
-        if page is not None and page.is_closed():  # the page closed itself (window.close())
+    def _live_tab(self, session_id: str) -> Tab | None:
+        tab = self._tabs.get(session_id)
+        if tab is not None and tab.current() is None:  # its pages closed (window.close())
             del self._tabs[session_id]
             return None
-        return page
+        return tab
 
     def _take_note(self, session_id: str) -> str:
         if session_id in self._lost_tabs:
@@ -147,6 +168,17 @@ class SharedBrowser:
 
 _background_stops: set[asyncio.Task[None]] = set()
 """Stops of dead browsers' drivers still running (kept so the tasks are not collected)."""
+
+
+async def _close_context(tab: Tab) -> None:
+    """Close a tab's context: its pages and cookies. Chromium closes even a hung page, but
+    the wait is bounded all the same."""
+    from playwright.async_api import Error as PlaywrightError
+
+    try:
+        await asyncio.wait_for(tab.context.close(), CLOSE_TIMEOUT_S)
+    except (PlaywrightError, TimeoutError):
+        logger.debug("closing a browser tab failed", exc_info=True)
 
 
 async def _stop(browser: Browser | None, playwright: Playwright | None) -> None:

@@ -9,28 +9,41 @@ from __future__ import annotations
 import base64
 import contextlib
 import struct
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from openpista.core.errors import ToolError
 from openpista.core.models import Image
 from openpista.core.tool import ToolContext, ToolOutput
 from openpista.tools.browser.launch import first_line
 from openpista.tools.browser.page_reading import describe_element, read_page
-from openpista.tools.browser.shared import NAVIGATION_TIMEOUT_S, SharedBrowser
+from openpista.tools.browser.shared import SharedBrowser
+from openpista.tools.browser.tab import PageUnresponsive, Tab, bounded, responsive
+from openpista.tools.browser.urls import ALLOWED, may_stay_on, page_url
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from playwright.async_api import Error as PlaywrightError
     from playwright.async_api import Locator, Page
+
+T = TypeVar("T")
 
 SERIAL_GROUP = "browser"
 """All browser calls of one round run in order: a type, then the click that submits it."""
 
 SCREENSHOT_TIMEOUT_S = 30.0
 """A full-page screenshot of a long page takes a while; it still has to end."""
+MAX_FULL_PAGE_HEIGHT = 10_000
+"""A full-page screenshot shows at most this many pixels from the top: Chromium cannot draw
+a page millions of pixels long in one picture, and nobody could look at it."""
 DEFAULT_CONTENT_CHARS = 5000
 MAX_CONTENT_CHARS = 100_000
 
 NO_TAB = "no page is open in this session: call browser.navigate first"
+REPLACED_NOTE = (
+    "note: the page open before had stopped responding; its tab was closed (with its cookies) "
+    "and a new one opened"
+)
 
 
 class BrowserTool:
@@ -41,6 +54,8 @@ class BrowserTool:
     tool_parameters: ClassVar[dict[str, Any]]
     serial_group = SERIAL_GROUP
     requires_approval = True
+    opens_tab: ClassVar[bool] = False
+    """Whether the tool opens a tab when there is none (navigate) or needs one open."""
 
     def __init__(self, browser: SharedBrowser) -> None:
         self._browser = browser
@@ -58,29 +73,95 @@ class BrowserTool:
         return self.tool_parameters
 
     async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutput:
+        """`act` on the session's tab, every wait bounded: a page that stops answering has
+        its tab closed and the call says so; what the page did meanwhile (dialogs, new tabs,
+        downloads) follows the result."""
         from playwright.async_api import Error as PlaywrightError
 
-        page, note = await self._page(context.session_id)
+        arguments = self.prepare(arguments)
+        session = context.session_id
+        tab, note = await self._tab(session)
+        before = [note] if note else []
+        if not await responsive(tab.page, self._browser.script_timeout_s):
+            url = tab.page.url
+            await self._browser.drop_tab(session)
+            if not self.opens_tab:
+                raise self._unresponsive(url)
+            tab, _ = await self._tab(session)
+            before.append(REPLACED_NOTE)
         try:
-            output = await self.act(page, arguments)
-        except PlaywrightError as exc:
+            output = await bounded(self.act(tab, arguments), self._budget_s())
+        except PageUnresponsive as exc:
+            raise await self._closed_unresponsive(session, tab) from exc
+        except (ToolError, PlaywrightError) as exc:
+            if not await responsive(tab.page, self._browser.script_timeout_s):
+                raise await self._closed_unresponsive(session, tab) from exc
+            if isinstance(exc, ToolError):
+                raise
             raise self._failure(exc) from exc
-        if note:
-            output.text = f"{note}\n{output.text}"
+        await self._refuse_where_it_went(tab)
+        output.text = "\n".join([*before, output.text, *tab.take_notes()])
         return output
 
-    async def act(self, page: Page, arguments: dict[str, Any]) -> ToolOutput:
+    def prepare(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Check the arguments before any browser starts."""
+        return arguments
+
+    async def act(self, tab: Tab, arguments: dict[str, Any]) -> ToolOutput:
         raise NotImplementedError
 
     async def aclose(self) -> None:
         await self._browser.aclose()
 
-    async def _page(self, session_id: str) -> tuple[Page, str]:
+    async def script(self, awaitable: Awaitable[T]) -> T:
+        """A call into the page (a script, its title), bounded: PageUnresponsive after
+        `script_timeout_s`."""
+        return await bounded(awaitable, self._browser.script_timeout_s)
+
+    async def _tab(self, session_id: str) -> tuple[Tab, str]:
         """The session's tab; only navigate opens one, the others need it open already."""
-        page, note = await self._browser.existing_tab(session_id)
-        if page is None:
+        tab, note = await self._browser.existing_tab(session_id)
+        if tab is None:
             raise ToolError(f"{note}\n{NO_TAB}" if note else NO_TAB)
-        return page, note
+        return tab, note
+
+    def _budget_s(self) -> float:
+        """A bound on a whole call, behind the bounds on each of its steps."""
+        shared = self._browser
+        return (
+            2 * shared.navigation_timeout_s
+            + 2 * shared.element_timeout_s
+            + SCREENSHOT_TIMEOUT_S
+            + 6 * shared.script_timeout_s
+        )
+
+    async def _closed_unresponsive(self, session_id: str, tab: Tab) -> ToolError:
+        url = tab.page.url
+        await self._browser.drop_tab(session_id)
+        return self._unresponsive(url)
+
+    def _unresponsive(self, url: str) -> ToolError:
+        return ToolError(
+            f"{self.name}: the page {url} stopped responding (a script on it kept running for "
+            f"over {self._browser.script_timeout_s:g} s), so its tab was closed with its "
+            "cookies; browser.navigate opens a new one"
+        )
+
+    async def _refuse_where_it_went(self, tab: Tab) -> None:
+        """A page that took itself to a file: or chrome: address is sent back to about:blank
+        (Chromium blocks most such moves; this catches the rest)."""
+        from playwright.async_api import Error as PlaywrightError
+
+        page = tab.current()
+        if page is None or may_stay_on(page.url):
+            return
+        where = page.url
+        with contextlib.suppress(PlaywrightError, PageUnresponsive):
+            await self.script(page.goto("about:blank"))
+        raise ToolError(
+            f"{self.name}: the page went to {where}, which the browser tools do not open (only "
+            f"{ALLOWED}); the tab was reset to about:blank"
+        )
 
     def _failure(self, exc: PlaywrightError) -> ToolError:
         if not self._browser.running:
@@ -103,38 +184,59 @@ class NavigateTool(BrowserTool):
         "properties": {
             "url": {
                 "type": "string",
-                "description": "The address; https:// is assumed when it has no scheme.",
+                "description": "An http:// or https:// address (data: and about:blank too). "
+                "Without a scheme, http:// is assumed for localhost and private addresses, "
+                "https:// for the rest.",
             }
         },
         "required": ["url"],
         "additionalProperties": False,
     }
 
-    async def _page(self, session_id: str) -> tuple[Page, str]:
+    opens_tab = True
+
+    def prepare(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        return {**arguments, "url": page_url(str(arguments.get("url") or ""))}
+
+    async def _tab(self, session_id: str) -> tuple[Tab, str]:
         return await self._browser.open_tab(session_id)
 
-    async def act(self, page: Page, arguments: dict[str, Any]) -> ToolOutput:
+    async def act(self, tab: Tab, arguments: dict[str, Any]) -> ToolOutput:
         from playwright.async_api import Error as PlaywrightError
         from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-        url = _absolute_url(str(arguments["url"]))
+        url = str(arguments["url"])
+        page = tab.page
         try:
             response = await page.goto(url, wait_until="domcontentloaded")
         except PlaywrightTimeoutError as exc:
             raise ToolError(
-                f"{url} did not load within {NAVIGATION_TIMEOUT_S:g} s; the tab shows {page.url}"
+                f"{url} did not load within {self._browser.navigation_timeout_s:g} s; the tab "
+                f"shows {page.url}"
             ) from exc
         except PlaywrightError as exc:
             if not self._browser.running:
                 raise
+            if "Download is starting" in exc.message:
+                raise await self._download_refused(tab, url) from exc
             reason = first_line(exc.message).removesuffix(f" at {url}")
+            if "ERR_UNSAFE_REDIRECT" in reason:
+                reason += " (it redirects to an address browsers do not follow, such as file:)"
             raise ToolError(f"could not load {url}: {reason}") from exc
-        await _settle(page)
+        await _settle(page, self._browser.navigation_timeout_s)
         status = f" (HTTP {response.status})" if response is not None else ""
-        text = f"loaded {page.url}{status}\ntitle: {await page.title() or '(none)'}"
+        text = f"loaded {page.url}{status}\ntitle: {await self.script(page.title()) or '(none)'}"
         if response is not None and response.status >= 400:
             text += "\nthe server answered with an error; browser.content shows its page"
         return ToolOutput(text)
+
+    async def _download_refused(self, tab: Tab, url: str) -> ToolError:
+        download = await tab.next_download(self._browser.script_timeout_s)
+        name = download.suggested_filename if download is not None else url.rsplit("/", 1)[-1]
+        return ToolError(
+            f"{url} is a file to download ({name}), not a page: it was not saved (the browser "
+            f"tools do not download files); the tab still shows {tab.page.url}"
+        )
 
 
 class ClickTool(BrowserTool):
@@ -153,9 +255,10 @@ class ClickTool(BrowserTool):
         "additionalProperties": False,
     }
 
-    async def act(self, page: Page, arguments: dict[str, Any]) -> ToolOutput:
+    async def act(self, tab: Tab, arguments: dict[str, Any]) -> ToolOutput:
         from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+        page = tab.page
         selector = _optional_text(arguments, "selector")
         text = _optional_text(arguments, "text")
         if (selector is None) == (text is None):
@@ -170,8 +273,9 @@ class ClickTool(BrowserTool):
         else:
             assert text is not None
             target, matched = await _find_by_text(page, text, self._browser.element_timeout_s)
-        element = await describe_element(target)
-        before = await _page_state(page)
+        element = await self.script(describe_element(target))
+        before = await self.script(_page_state(page))
+        opened = await tab.opened_count(page, self._browser.script_timeout_s)
         try:
             await target.click()
         except PlaywrightTimeoutError as exc:
@@ -180,11 +284,29 @@ class ClickTool(BrowserTool):
                 f"{self._browser.element_timeout_s:g} s: it stayed disabled, moving or covered "
                 "by another element"
             ) from exc
-        await _settle(page)
+        after = await _state_after(self, tab, page, opened)
         outcome = f"clicked {element.summary()}"
         if matched > 1:
             outcome += f" (the first of {matched} matches)"
-        return ToolOutput(f"{outcome}; {_change(before, await _page_state(page))}")
+        return ToolOutput(f"{outcome}; {_change(before, after)}")
+
+
+async def _state_after(
+    tool: BrowserTool, tab: Tab, page: Page, opened_before: int
+) -> tuple[str, str, str]:
+    """Where an action on `page` left the session: a load it started has finished, and
+    when it opened a new tab (which became the session's), that tab's state."""
+    shared = tool._browser  # pyright: ignore[reportPrivateUsage]
+    seconds = shared.navigation_timeout_s
+    await _settle(page, seconds)
+    after = await tool.script(_page_state(page))
+    opened = await tab.opened_count(page, shared.script_timeout_s)
+    if opened > opened_before and tab.page is page:
+        await tab.wait_for_popup()
+    if tab.page is not page:
+        await _settle(tab.page, seconds)
+        after = await tool.script(_page_state(tab.page))
+    return after
 
 
 class TypeTool(BrowserTool):
@@ -207,15 +329,16 @@ class TypeTool(BrowserTool):
         "additionalProperties": False,
     }
 
-    async def act(self, page: Page, arguments: dict[str, Any]) -> ToolOutput:
+    async def act(self, tab: Tab, arguments: dict[str, Any]) -> ToolOutput:
         from playwright.async_api import Error as PlaywrightError
 
+        page = tab.page
         selector = _optional_text(arguments, "selector")
         if selector is None:
             raise ToolError("browser.type needs `selector`: a CSS selector of the field")
         text = str(arguments["text"])
         target, _ = await _find_by_selector(page, selector, self._browser.element_timeout_s)
-        element = await describe_element(target)
+        element = await self.script(describe_element(target))
         try:
             await target.fill(text)
         except PlaywrightError as exc:
@@ -227,10 +350,11 @@ class TypeTool(BrowserTool):
         outcome = f"typed {len(text)} characters into {element.summary().split(' = ')[0]}"
         if not arguments.get("submit"):
             return ToolOutput(outcome)
-        before = await _page_state(page)
+        before = await self.script(_page_state(page))
+        opened = await tab.opened_count(page, self._browser.script_timeout_s)
         await target.press("Enter")
-        await _settle(page)
-        return ToolOutput(f"{outcome}, pressed Enter; {_change(before, await _page_state(page))}")
+        after = await _state_after(self, tab, page, opened)
+        return ToolOutput(f"{outcome}, pressed Enter; {_change(before, after)}")
 
 
 class ScreenshotTool(BrowserTool):
@@ -252,19 +376,58 @@ class ScreenshotTool(BrowserTool):
     requires_approval = False
     """Read-only: it looks at a page already open."""
 
-    async def act(self, page: Page, arguments: dict[str, Any]) -> ToolOutput:
+    async def act(self, tab: Tab, arguments: dict[str, Any]) -> ToolOutput:
+        from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+        page = tab.page
         full_page = bool(arguments.get("full_page", False))
-        png = await page.screenshot(
-            type="png", full_page=full_page, timeout=SCREENSHOT_TIMEOUT_S * 1000
-        )
+        what = "the window"
+        try:
+            if full_page:
+                page_height = int(await self.script(page.evaluate(_PAGE_HEIGHT)))
+                if page_height > MAX_FULL_PAGE_HEIGHT:
+                    png = await self._top_of_page(page)
+                    what = (
+                        f"the top {MAX_FULL_PAGE_HEIGHT} px of the page (it is {page_height:,} px "
+                        f"long; full-page screenshots stop at {MAX_FULL_PAGE_HEIGHT} px, "
+                        "browser.content reads the text of the rest)"
+                    )
+                else:
+                    png = await page.screenshot(
+                        type="png", full_page=True, timeout=SCREENSHOT_TIMEOUT_S * 1000
+                    )
+                    what = "the whole page"
+            else:
+                png = await page.screenshot(type="png", timeout=SCREENSHOT_TIMEOUT_S * 1000)
+        except PlaywrightTimeoutError as exc:
+            raise ToolError(
+                f"browser.screenshot: the page {page.url} was not drawn within "
+                f"{SCREENSHOT_TIMEOUT_S:g} s (a very large or busy page); try again without "
+                "full_page, or read it with browser.content"
+            ) from exc
         width, height = _png_size(png)
-        what = "the whole page" if full_page else "the window"
+        title = await self.script(page.title()) or "(none)"
         text = (
-            f"screenshot of {what} at {page.url} (title: {await page.title() or '(none)'}): "
+            f"screenshot of {what} at {page.url} (title: {title}): "
             f"{width}x{height} PNG, {len(png) // 1024 or 1} KB"
         )
         image = Image("image/png", base64.b64encode(png).decode("ascii"), width, height)
         return ToolOutput(text, images=[image])
+
+    async def _top_of_page(self, page: Page) -> bytes:
+        """The top MAX_FULL_PAGE_HEIGHT pixels of a page too long for Playwright's full-page
+        capture (which renders all of it first): the window made that tall for one picture."""
+        window = page.viewport_size or {"width": 1280, "height": 720}
+        await self.script(page.set_viewport_size({**window, "height": MAX_FULL_PAGE_HEIGHT}))
+        try:
+            await self.script(page.evaluate("window.scrollTo(0, 0)"))
+            return await page.screenshot(type="png", timeout=SCREENSHOT_TIMEOUT_S * 1000)
+        finally:
+            await self.script(page.set_viewport_size(window))
+
+
+_PAGE_HEIGHT = """() => Math.max(
+  document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0)"""
 
 
 class ContentTool(BrowserTool):
@@ -290,9 +453,9 @@ class ContentTool(BrowserTool):
     requires_approval = False
     """Read-only: it looks at a page already open."""
 
-    async def act(self, page: Page, arguments: dict[str, Any]) -> ToolOutput:
+    async def act(self, tab: Tab, arguments: dict[str, Any]) -> ToolOutput:
         max_chars = int(arguments.get("max_chars", DEFAULT_CONTENT_CHARS))
-        return ToolOutput((await read_page(page)).render(max_chars))
+        return ToolOutput((await self.script(read_page(tab.page))).render(max_chars))
 
 
 class CloseTool(BrowserTool):
@@ -368,13 +531,13 @@ async def _wait_for_any(
 # -- what changed ----------------------------------------------------------------------------
 
 
-async def _settle(page: Page) -> None:
+async def _settle(page: Page, seconds: float) -> None:
     """Let a navigation the action started finish loading (bounded); a page still loading
     after that is reported as it stands."""
     from playwright.async_api import Error as PlaywrightError
 
     with contextlib.suppress(PlaywrightError):
-        await page.wait_for_load_state("load", timeout=NAVIGATION_TIMEOUT_S * 1000)
+        await page.wait_for_load_state("load", timeout=seconds * 1000)
 
 
 _TEXT_FINGERPRINT = """() => {
@@ -415,15 +578,6 @@ def _change(before: tuple[str, str, str], after: tuple[str, str, str]) -> str:
 def _optional_text(arguments: dict[str, Any], key: str) -> str | None:
     value = arguments.get(key)
     return value if isinstance(value, str) and value.strip() else None
-
-
-def _absolute_url(url: str) -> str:
-    url = url.strip()
-    if not url:
-        raise ToolError("browser.navigate needs `url`: the address to open")
-    if "://" in url or url.startswith(("about:", "data:", "file:")):
-        return url
-    return f"https://{url}"
 
 
 def _png_size(png: bytes) -> tuple[int, int]:
