@@ -12,6 +12,7 @@ import struct
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from openpista.core.errors import ToolError
+from openpista.core.media import describe_size
 from openpista.core.models import Image
 from openpista.core.tool import ToolContext, ToolOutput
 from openpista.tools.browser.launch import first_line
@@ -409,7 +410,7 @@ class ScreenshotTool(BrowserTool):
         title = await self.script(page.title()) or "(none)"
         text = (
             f"screenshot of {what} at {page.url} (title: {title}): "
-            f"{width}x{height} PNG, {len(png) // 1024 or 1} KB"
+            f"{width}x{height} PNG, {describe_size(len(png))}"
         )
         image = Image("image/png", base64.b64encode(png).decode("ascii"), width, height)
         return ToolOutput(text, images=[image])
