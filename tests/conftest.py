@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,6 +48,31 @@ class Openpista:
             text=True,
             cwd=self.home,
         )
+
+    def modules_loaded(self, *args: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
+        """The modules `openpista ARGS` imported (by their full names), and how it ran: the
+        command is run in a probe that prints `sys.modules` as it ends."""
+        probe = (
+            "import json, sys\n"
+            "from openpista.cli.main import main\n"
+            "sys.argv = ['openpista', *sys.argv[1:]]\n"
+            "try:\n"
+            "    main()\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "print('MODULES:', json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=self.home,
+            timeout=60,
+        )
+        line = [x for x in done.stderr.splitlines() if x.startswith("MODULES: ")]
+        assert line, done.stderr
+        return set(json.loads(line[-1].removeprefix("MODULES: "))), done
 
     def write_config(self, text: str) -> Path:
         path = self.home / "config.toml"

@@ -7,8 +7,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -178,30 +176,3 @@ def test_sigterm_during_a_browser_call_leaves_no_chromium(
         if process.poll() is None:
             process.kill()
             process.communicate()
-
-
-def test_registering_the_browser_tools_imports_no_playwright(
-    openpista: Openpista, llm: FakeChatCompletionsServer
-) -> None:
-    llm.queue_text("hello")
-    probe = (
-        "import sys\n"
-        "from openpista.cli.main import main\n"
-        "sys.argv = ['openpista', *sys.argv[1:]]\n"
-        "try:\n"
-        "    main()\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print('PLAYWRIGHT:', 'playwright' in sys.modules, file=sys.stderr)\n"
-    )
-    for args in (["--version"], ["run", "-e", "hi"]):
-        done = subprocess.run(
-            [sys.executable, "-c", probe, *args],
-            capture_output=True,
-            text=True,
-            env=openpista.env,
-            cwd=openpista.home,
-            timeout=60,
-        )
-        assert "PLAYWRIGHT: False" in done.stderr, (args, done.stderr)
-    assert "browser_navigate" in [t["function"]["name"] for t in llm.requests[0]["tools"]]

@@ -71,31 +71,13 @@ def test_version_and_help_import_nothing_heavy(openpista: Openpista) -> None:
     assert version.returncode == 0
     assert version.stdout == "openpista 0.1.0\n"
 
-    probe = (
-        "import sys\n"
-        "from openpista.cli.main import main\n"
-        "sys.argv = ['openpista', *sys.argv[1:]]\n"
-        "try:\n"
-        "    main()\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "{'sqlalchemy', 'httpx', 'aiosqlite', 'alembic', 'telegram', 'yaml', 'croniter'})\n"
-        "print('HEAVY:', heavy, file=sys.stderr)\n"
-        "settings = sorted(m for m in sys.modules if m == 'importlib.metadata' "
-        "or m.endswith('.settings'))\n"
-        "print('SETTINGS:', settings, file=sys.stderr)\n"
-    )
-    import subprocess
-    import sys
-
+    heavy = {"sqlalchemy", "httpx", "aiosqlite", "alembic", "telegram", "yaml", "croniter"}
     for args in (["--version"], ["--help"], ["run", "--help"], ["session", "--help"]):
-        done = subprocess.run(
-            [sys.executable, "-c", probe, *args], capture_output=True, text=True, env=openpista.env
-        )
-        assert "HEAVY: []" in done.stderr, (args, done.stderr)
+        modules, done = openpista.modules_loaded(*args)
+        assert not {m.split(".")[0] for m in modules} & heavy, args
         # Settings declarations are entry points: loaded with a config, never for --help.
-        assert "SETTINGS: []" in done.stderr, (args, done.stderr)
+        settings = {m for m in modules if m == "importlib.metadata" or m.endswith(".settings")}
+        assert not settings, (args, settings)
         assert "openpista" in done.stdout
 
 

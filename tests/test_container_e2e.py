@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -72,30 +70,3 @@ def test_sigterm_mid_run_removes_the_container(
     assert process.returncode == 143, stderr
     assert "Traceback" not in stderr
     assert engine.containers() == []
-
-
-def test_runs_that_start_no_container_import_no_aiodocker(
-    openpista: Openpista, llm: FakeChatCompletionsServer
-) -> None:
-    llm.queue_text("hello")
-    probe = (
-        "import sys\n"
-        "from openpista.cli.main import main\n"
-        "sys.argv = ['openpista', *sys.argv[1:]]\n"
-        "try:\n"
-        "    main()\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print('AIODOCKER:', 'aiodocker' in sys.modules, file=sys.stderr)\n"
-    )
-    for args in (["--version"], ["run", "-e", "hi"]):
-        done = subprocess.run(
-            [sys.executable, "-c", probe, *args],
-            capture_output=True,
-            text=True,
-            env=openpista.env,
-            cwd=openpista.home,
-            timeout=60,
-        )
-        assert "AIODOCKER: False" in done.stderr, (args, done.stderr)
-    assert "container_run" in [t["function"]["name"] for t in llm.requests[0]["tools"]]
