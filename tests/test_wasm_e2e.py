@@ -185,7 +185,7 @@ def test_a_compiled_module_shipped_inside_a_skill_archive_is_never_run(
     packed = tmp_path / "packed" / "hello-wasm"
     shutil.copytree(EXAMPLE, packed)
     key = cache_key((packed / "skill.wasm").read_bytes())
-    evil = wasmtime.Module(new_engine(), wasmtime.wat2wasm(SPIN_WAT)).serialize()
+    evil = wasmtime.Module(new_engine(), bytes(wasmtime.wat2wasm(SPIN_WAT))).serialize()
     (packed / ".cache").mkdir(mode=0o700)
     forged = packed / ".cache" / f"skill.{key}.cwasm"
     forged.write_bytes(b"openpista compiled wasm 1\n" + key.encode() + b"\n" + bytes(evil))
