@@ -4,9 +4,9 @@
 
 Times in this process, through `WasmSkillRunner.run` as `skill.run` calls it (a thread of its
 own, a fresh engine, WASI set up, the module instantiated and run to its exit):
-  cold        no compiled module anywhere (a fresh copy of the skill and an empty fallback
+  cold        no compiled module anywhere (a fresh copy of the skill and an empty compiled-module
               cache): compile, save the compiled module, run; the target is 500 ms
-  warm        the compiled module in the skill's .cache/: load it, run; the target is 20 ms
+  warm        the compiled module in the cache (HMAC checked): load it, run; the target is 20 ms
   compile     wasmtime.Module(engine, bytes) alone
   deserialize wasmtime.Module.deserialize of the cached code alone
 and in a fresh child process:
@@ -72,7 +72,7 @@ async def cold_and_warm(runs: int, scratch: Path) -> tuple[list[float], list[flo
 
 def fresh_runner(folder: Path) -> tuple[WasmSkillRunner, Path]:
     workspace = folder / "workspace"
-    shutil.copytree(EXAMPLE, workspace / "hello-wasm", ignore=shutil.ignore_patterns(".cache"))
+    shutil.copytree(EXAMPLE, workspace / "hello-wasm")
     return WasmSkillRunner(workspace, folder / "home-cache"), workspace
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import wasmtime
@@ -129,3 +130,78 @@ def test_under_ask_a_safe_wasm_skill_runs_unasked_and_another_is_denied(
     audit = json.loads(openpista.run("audit", "--json").stdout)
     decisions = {e["arguments"]["name"]: e["decision"] for e in audit}
     assert decisions == {"hello-wasm": "auto", "hello-wasm-unsafe": "denied"}
+
+
+def test_skills_list_says_no_with_the_reason_for_skills_that_cannot_run(
+    openpista: Openpista,
+) -> None:
+    workspace = openpista.home / "workspace"
+    no_module = install_hello_wasm(openpista, name="no-module")
+    (no_module / "skill.wasm").unlink()
+    folder_module = install_hello_wasm(openpista, name="folder-module")
+    (folder_module / "skill.wasm").unlink()
+    (folder_module / "skill.wasm").mkdir()
+    text_module = install_hello_wasm(openpista, name="text-module")
+    (text_module / "skill.wasm").write_text('(module (func (export "_start")))')
+    (workspace / "no-program").mkdir()
+    (workspace / "no-program" / "SKILL.md").write_text("---\nname: no-program\n---\n")
+    (workspace / "forever").mkdir()
+    (workspace / "forever" / "SKILL.md").write_text("---\nmode: wasm\ntimeout_s: .inf\n---\n")
+
+    listed = openpista.run("skills", "list")
+    as_json = openpista.run("skills", "list", "--json")
+
+    assert listed.returncode == 0, listed.stderr
+    assert "ready" not in listed.stdout
+    assert f"there is no skill.wasm in {no_module}" in listed.stdout
+    assert f"{folder_module / 'skill.wasm'} is a directory, not a module file" in listed.stdout
+    assert f"{text_module / 'skill.wasm'} is not a WebAssembly binary module" in listed.stdout
+    assert f"has neither run.sh nor main.py in {workspace / 'no-program'}" in listed.stdout
+    # A timeout of .inf is refused: the skill is not listed (nor run), with a warning.
+    assert "forever" not in listed.stdout
+    assert "'timeout_s' must be a positive number of seconds, at most 3600" in listed.stderr
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not JSON: {constant}")
+
+    entries = json.loads(as_json.stdout, parse_constant=refuse)
+    assert {entry["name"]: entry["ready"] for entry in entries} == {
+        "folder-module": False,
+        "no-module": False,
+        "no-program": False,
+        "text-module": False,
+    }
+
+
+def test_a_compiled_module_shipped_inside_a_skill_archive_is_never_run(
+    openpista: Openpista, llm: FakeChatCompletionsServer, tmp_path: Path
+) -> None:
+    # An archive carrying `.cache/skill.<key>.cwasm`: native code compiled from another
+    # module (one that crashes), with the name and header an older openpista trusted. tar
+    # keeps its 0600 and makes the user its owner. openpista must run skill.wasm itself.
+    from openpista.sandbox.wasm.engine import new_engine
+    from openpista.sandbox.wasm.module_file import cache_key
+
+    packed = tmp_path / "packed" / "hello-wasm"
+    shutil.copytree(EXAMPLE, packed)
+    key = cache_key((packed / "skill.wasm").read_bytes())
+    evil = wasmtime.Module(new_engine(), bytes(wasmtime.wat2wasm(SPIN_WAT))).serialize()
+    (packed / ".cache").mkdir(mode=0o700)
+    forged = packed / ".cache" / f"skill.{key}.cwasm"
+    forged.write_bytes(b"openpista compiled wasm 1\n" + key.encode() + b"\n" + bytes(evil))
+    forged.chmod(0o600)
+    archive = tmp_path / "skill.tar"
+    subprocess.run(["tar", "-cf", archive, "-C", packed.parent, "hello-wasm"], check=True)
+    target = openpista.home / "workspace" / "downloaded"
+    target.mkdir(parents=True)
+    subprocess.run(["tar", "-xf", archive, "-C", target], check=True)
+    llm.queue_tool_calls([("skill_run", {"name": "hello-wasm", "args": {"name": "Ada"}})])
+    llm.queue_text("Done.")
+
+    result = openpista.run("run", "-e", "greet Ada")
+
+    assert result.returncode == 0, result.stderr
+    (greeting,) = tool_messages(llm.requests[1])
+    assert greeting.startswith("Hello, Ada! (from WebAssembly)")
+    cached = list((openpista.home / "cache" / "wasm").glob("*.cwasm"))
+    assert len(cached) == 1 and cached[0].read_bytes() != forged.read_bytes()

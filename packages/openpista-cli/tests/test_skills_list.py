@@ -63,6 +63,8 @@ async def test_each_skill_says_whether_its_runner_and_what_it_needs_are_there(
         a_skill(tmp_path, "module", "wasm"),
     ]
     engine = EngineRunner(images=("built",))
+    (tmp_path / "shell").mkdir()
+    (tmp_path / "shell" / "run.sh").write_text("echo hi\n")  # a program to run
     statuses = await skill_statuses(
         skills, {"subprocess": SubprocessSkillRunner(), "container": engine}
     )

@@ -110,6 +110,10 @@ def test_container_skills_keep_their_image(tmp_path: Path) -> None:
         ("---\nmode: docker\n---\n", "'mode' must be one of subprocess, wasm, container"),
         ("---\ntimeout_s: soon\n---\n", "'timeout_s' must be a positive number"),
         ("---\ntimeout_s: -1\n---\n", "'timeout_s' must be a positive number"),
+        ("---\ntimeout_s: 0\n---\n", "'timeout_s' must be a positive number"),
+        ("---\ntimeout_s: .inf\n---\n", "at most 3600, got inf"),
+        ("---\ntimeout_s: .nan\n---\n", "'timeout_s' must be a positive number"),
+        ("---\ntimeout_s: 3601\n---\n", "at most 3600, got 3601"),
         ("---\ndescription: {a: 1}\n---\n", "'description' must be text"),
         ("---\nmode: wasm\nsafe: maybe\n---\n", "'safe' must be true or false"),
     ],
@@ -273,6 +277,19 @@ async def test_a_subprocess_skill_without_a_program_is_a_tool_error(tmp_path: Pa
     write_skill(tmp_path / "docs-only", "Just instructions.\n")
     with pytest.raises(ToolError, match=r"has neither run\.sh nor main\.py"):
         await SkillRunTool(SkillLoader(tmp_path)).run({"name": "docs-only"}, CONTEXT)
+
+
+def test_the_subprocess_runner_says_which_skills_have_no_program(tmp_path: Path) -> None:
+    write_skill(tmp_path / "docs-only", "Just instructions.\n")
+    write_skill(tmp_path / "shell", "", run_sh="echo hi\n")
+    (tmp_path / "docs-only" / "run.sh").mkdir()  # a folder is no program
+    docs_only, shell = SkillLoader(tmp_path).discover()
+    runner = SubprocessSkillRunner()
+    assert runner.skill_availability(docs_only) == (
+        f"has neither run.sh nor main.py in {tmp_path / 'docs-only'}; "
+        "a subprocess skill needs one of them"
+    )
+    assert runner.skill_availability(shell) is None
 
 
 async def test_a_wasm_skill_without_a_runner_says_what_is_missing(tmp_path: Path) -> None:

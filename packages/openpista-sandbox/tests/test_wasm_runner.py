@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ from openpista.core.errors import ToolError
 from openpista.core.skills import Skill, SkillLoader, SkillRunTool
 from openpista.core.tool import ToolContext
 from openpista.sandbox.wasm import WasmSkillRunner
+from openpista.sandbox.wasm.module_file import MAX_MODULE_BYTES
 
 from .wasm_skills import install_wasm_skill
 
@@ -127,13 +129,37 @@ async def test_the_default_time_limit_applies_when_the_skill_sets_none(
     assert WasmSkillRunner(workspace, tmp_path).default_timeout_s == 30
 
 
-async def test_a_guest_asleep_in_a_host_call_still_times_out(
+def guest_threads(name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"wasm skill {name}"]
+
+
+async def test_a_guest_asleep_in_a_host_call_is_really_stopped(
     workspace: Path, tmp_path: Path
 ) -> None:
-    # sleep() blocks inside wasmtime, where the epoch is not checked: the call still ends.
-    install_wasm_skill(workspace, "nap", front_matter="timeout_s: 0.5\n")
-    with pytest.raises(ToolError, match=r"^skill nap timed out after 0\.5 s$"):
-        await make_runner(workspace, tmp_path).run(skill_named(workspace, "nap"), {}, CONTEXT)
+    # sleep() blocks in WASI's poll_oneoff, where the epoch is not checked; the guest holds
+    # 60 MB. At the limit it is woken and ended: no thread (and no memory) is left behind.
+    install_wasm_skill(workspace, "stuck", front_matter="timeout_s: 0.3\n")
+    runner = make_runner(workspace, tmp_path)
+    for _ in range(8):
+        with pytest.raises(ToolError, match=r"^skill stuck timed out after 0\.3 s$"):
+            await runner.run(skill_named(workspace, "stuck"), {}, CONTEXT)
+    for thread in guest_threads("stuck"):
+        thread.join(timeout=30)
+    assert guest_threads("stuck") == []
+
+
+async def test_sleeps_and_polls_that_end_by_themselves_still_work(
+    workspace: Path, tmp_path: Path
+) -> None:
+    install_wasm_skill(workspace, "naps")
+    output = await make_runner(workspace, tmp_path).run(
+        skill_named(workspace, "naps"), {"a": 1}, CONTEXT
+    )
+    assert output.text.splitlines() == [
+        "nanosleep 50 ms: returned 0, took at least 50 ms: yes",
+        "poll stdin: 1 ready, readable: yes, waited under 60 s: yes",
+        'stdin: 8 bytes: {"a": 1}',
+    ]
 
 
 async def test_the_event_loop_runs_on_while_a_guest_spins(workspace: Path, tmp_path: Path) -> None:
@@ -161,11 +187,8 @@ async def test_a_cancelled_call_stops_its_guest(workspace: Path, tmp_path: Path)
         make_runner(workspace, tmp_path).run(skill_named(workspace, "spin-cancelled"), {}, CONTEXT)
     )
 
-    def guest_threads() -> list[threading.Thread]:
-        return [t for t in threading.enumerate() if t.name == "wasm skill spin-cancelled"]
-
     def wait_until_spinning() -> None:
-        while not guest_threads():
+        while not guest_threads("spin-cancelled"):
             time.sleep(0.01)
         time.sleep(0.3)  # time to compile and enter the loop; stopped earlier, it never starts
 
@@ -173,7 +196,7 @@ async def test_a_cancelled_call_stops_its_guest(workspace: Path, tmp_path: Path)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for thread in guest_threads():
+    for thread in guest_threads("spin-cancelled"):
         thread.join(timeout=30)
         assert not thread.is_alive(), "the guest went on spinning after its call was cancelled"
 
@@ -220,15 +243,68 @@ async def test_output_past_the_limit_is_cut_visibly(workspace: Path, tmp_path: P
 async def test_a_wasm_skill_without_a_module_says_so(workspace: Path, tmp_path: Path) -> None:
     folder = install_wasm_skill(workspace, "echo")
     (folder / "skill.wasm").unlink()
-    with pytest.raises(ToolError, match=r"skill echo has no skill.wasm in .*a wasm skill needs"):
-        await make_runner(workspace, tmp_path).run(skill_named(workspace, "echo"), {}, CONTEXT)
+    runner = make_runner(workspace, tmp_path)
+    with pytest.raises(ToolError) as raised:
+        await runner.run(skill_named(workspace, "echo"), {}, CONTEXT)
+    assert str(raised.value) == (
+        f"skill echo cannot run: there is no skill.wasm in {folder} "
+        "(see skills/README.md for how to build a wasm skill)"
+    )
+    assert runner.skill_availability(skill_named(workspace, "echo")) == (
+        f"there is no skill.wasm in {folder}"
+    )
 
 
-async def test_a_file_that_is_no_module_cannot_start(workspace: Path, tmp_path: Path) -> None:
+async def test_a_directory_named_skill_wasm_cannot_run(workspace: Path, tmp_path: Path) -> None:
     folder = install_wasm_skill(workspace, "echo")
-    (folder / "skill.wasm").write_bytes(b"#!/bin/sh\necho not wasm\n")
-    with pytest.raises(ToolError, match=r"^skill echo could not start: "):
-        await make_runner(workspace, tmp_path).run(skill_named(workspace, "echo"), {}, CONTEXT)
+    (folder / "skill.wasm").unlink()
+    (folder / "skill.wasm").mkdir()
+    runner = make_runner(workspace, tmp_path)
+    expected = f"{folder / 'skill.wasm'} is a directory, not a module file"
+    assert runner.skill_availability(skill_named(workspace, "echo")) == expected
+    with pytest.raises(ToolError, match=f"^skill echo cannot run: {re.escape(expected)} "):
+        await runner.run(skill_named(workspace, "echo"), {}, CONTEXT)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"#!/bin/sh\necho not wasm\n", b'(module (func (export "_start")))', b""],
+    ids=["script", "wat-text", "empty"],
+)
+async def test_a_file_that_is_no_binary_module_is_refused_saying_so(
+    workspace: Path, tmp_path: Path, content: bytes
+) -> None:
+    folder = install_wasm_skill(workspace, "echo")
+    (folder / "skill.wasm").write_bytes(content)
+    runner = make_runner(workspace, tmp_path)
+    problem = runner.skill_availability(skill_named(workspace, "echo"))
+    assert problem == (
+        f"{folder / 'skill.wasm'} is not a WebAssembly binary module (it does not start with "
+        "\\0asm); build it with a compiler targeting wasm32-wasi (the text format, WAT, is "
+        "not accepted)"
+    )
+    with pytest.raises(ToolError) as raised:
+        await runner.run(skill_named(workspace, "echo"), {}, CONTEXT)
+    assert str(raised.value).startswith(f"skill echo cannot run: {problem}")
+
+
+async def test_a_module_over_the_size_limit_is_refused(workspace: Path, tmp_path: Path) -> None:
+    folder = install_wasm_skill(workspace, "echo")
+    with (folder / "skill.wasm").open("ab") as file:
+        file.truncate(MAX_MODULE_BYTES + 1)  # sparse: costs no disk
+    runner = make_runner(workspace, tmp_path)
+    assert runner.skill_availability(skill_named(workspace, "echo")) == (
+        f"{folder / 'skill.wasm'} is 64.0 MB, over the 64 MB limit for a skill module"
+    )
+    with pytest.raises(ToolError, match=r"^skill echo cannot run: .* over the 64 MB limit"):
+        await runner.run(skill_named(workspace, "echo"), {}, CONTEXT)
+
+
+async def test_a_runnable_skill_is_available(workspace: Path, tmp_path: Path) -> None:
+    install_wasm_skill(workspace, "echo")
+    assert (
+        make_runner(workspace, tmp_path).skill_availability(skill_named(workspace, "echo")) is None
+    )
 
 
 def test_the_runner_comes_from_the_config_and_says_it_can_run(tmp_path: Path) -> None:
@@ -240,7 +316,7 @@ def test_the_runner_comes_from_the_config_and_says_it_can_run(tmp_path: Path) ->
         load_config(config_file, {"OPENPISTA_HOME": str(tmp_path)})
     )
     assert (runner.workspace, runner.max_output_chars) == (tmp_path / "ws", 321)
-    assert runner.cache.fallback_dir == tmp_path / "cache" / "wasm"
+    assert runner.cache.folder == tmp_path / "cache" / "wasm"
     assert runner.availability() is None
 
 

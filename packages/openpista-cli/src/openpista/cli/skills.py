@@ -56,7 +56,9 @@ def list_skills(config_path: Path | None, *, as_json: bool = False) -> None:
         return
     statuses = asyncio.run(_statuses_from_config(config, found))
     if as_json:
-        sys.stdout.write(json.dumps([status.to_json() for status in statuses], indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps([status.to_json() for status in statuses], indent=2, allow_nan=False) + "\n"
+        )
         return
     sys.stdout.write(format_statuses(statuses))
 

@@ -34,6 +34,8 @@ SKILL_FILE = "SKILL.md"
 SKILL_ARGS_ENV = "OPENPISTA_SKILL_ARGS"
 _MODES: tuple[SkillMode, ...] = ("subprocess", "wasm", "container")
 _STDERR_TAIL_CHARS = 2000
+MAX_SKILL_TIMEOUT_S = 3600.0
+"""The longest `timeout_s` a SKILL.md may set: an hour; a longer job is no tool call."""
 # Folders no one keeps skills in, and that can be huge: not worth walking on every request.
 _SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "target"})
 
@@ -84,9 +86,14 @@ def parse_skill(skill_file: Path, text: str) -> Skill:
         raise SkillFormatError(f"'mode' must be one of {', '.join(_MODES)}, got {mode!r}")
     timeout = meta.get("timeout_s")
     if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= MAX_SKILL_TIMEOUT_S  # refuses .nan and .inf too
     ):
-        raise SkillFormatError(f"'timeout_s' must be a positive number of seconds, got {timeout!r}")
+        raise SkillFormatError(
+            f"'timeout_s' must be a positive number of seconds, at most "
+            f"{MAX_SKILL_TIMEOUT_S:g}, got {timeout!r}"
+        )
     safe = meta.get("safe", False)
     if not isinstance(safe, bool):
         raise SkillFormatError(f"'safe' must be true or false, got {safe!r}")
@@ -295,16 +302,14 @@ class SubprocessSkillRunner:
     def availability(self) -> str | None:
         return None
 
+    def skill_availability(self, skill: Skill) -> str | None:
+        """None when the skill has a program to run, else what is missing."""
+        return None if _subprocess_argv(skill) else _NO_PROGRAM.format(path=skill.path)
+
     async def run(self, skill: Skill, args: dict[str, Any], context: ToolContext) -> ToolOutput:
-        if (skill.path / "run.sh").is_file():
-            argv = ["bash", "run.sh"]
-        elif (skill.path / "main.py").is_file():
-            argv = [sys.executable, "main.py"]
-        else:
-            raise ToolError(
-                f"skill {skill.name} has neither run.sh nor main.py in {skill.path}; "
-                "a subprocess skill needs one of them"
-            )
+        argv = _subprocess_argv(skill)
+        if argv is None:
+            raise ToolError(f"skill {skill.name} " + _NO_PROGRAM.format(path=skill.path))
         args_json = json.dumps(args, ensure_ascii=False)
         timeout_s = skill.timeout_s if skill.timeout_s is not None else self.default_timeout_s
         env = {**scrubbed_environment(), SKILL_ARGS_ENV: args_json}
@@ -325,6 +330,17 @@ class SubprocessSkillRunner:
             raise ToolError(f"skill {skill.name} exited with code {result.exit_code}: {stderr}")
         output = result.stdout if result.stdout.strip() else f"(skill {skill.name} printed nothing)"
         return ToolOutput(truncate_output(output, self.max_output_chars))
+
+
+_NO_PROGRAM = "has neither run.sh nor main.py in {path}; a subprocess skill needs one of them"
+
+
+def _subprocess_argv(skill: Skill) -> list[str] | None:
+    if (skill.path / "run.sh").is_file():
+        return ["bash", "run.sh"]
+    if (skill.path / "main.py").is_file():
+        return [sys.executable, "main.py"]
+    return None
 
 
 SKILL_RUN_PARAMETERS: dict[str, Any] = {

@@ -4,7 +4,8 @@ Synchronous: the runner calls it in a thread of its own. The guest sees its argu
 stdin, the workspace read-only at /workspace, no other directory, no environment variables
 and no network (wasmtime's Python WASI has no sockets). Its memory is capped by the store's
 limits; it is stopped by advancing its engine's epoch (`GuestRun.stop`), which traps the guest
-at its next loop iteration or function call.
+at its next loop iteration or function call, and a guest asleep in `poll_oneoff` (a `sleep`)
+wakes and ends there (see poll.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING
 
 from openpista.sandbox.wasm.cache import CompiledModuleCache
 from openpista.sandbox.wasm.engine import new_engine
+from openpista.sandbox.wasm.module_file import ModuleFileError
+from openpista.sandbox.wasm.poll import GuestStopped, define_poll_oneoff
 
 if TYPE_CHECKING:
     import wasmtime
@@ -96,13 +99,13 @@ class GuestRun:
         self.cache = cache
         self._lock = threading.Lock()
         self._engine: wasmtime.Engine | None = None
-        self._stopped = False
+        self._stopped = threading.Event()
 
     def stop(self) -> None:
-        """Trap the guest at its next epoch check; one not started yet never starts. A guest
-        inside a host call (a sleep) stops when the call returns."""
+        """Trap the guest at its next epoch check, or wake it from its sleep to end it; one not
+        started yet never starts."""
         with self._lock:
-            self._stopped = True
+            self._stopped.set()
             if self._engine is not None:
                 self._engine.increment_epoch()
 
@@ -112,7 +115,7 @@ class GuestRun:
         engine = new_engine()
         try:
             module, cached = self.cache.load(engine, self.wasm_file)
-        except (OSError, wasmtime.WasmtimeError) as exc:
+        except (ModuleFileError, OSError, wasmtime.WasmtimeError) as exc:
             return GuestResult(Ending.NOT_STARTED, trap=_first_line(str(exc)))
         stdout = BoundedOutput(self.max_output_bytes)
         stderr = BoundedOutput(self.max_output_bytes)
@@ -127,6 +130,7 @@ class GuestRun:
             store.set_epoch_deadline(1)
             linker = wasmtime.Linker(engine)
             linker.define_wasi()
+            define_poll_oneoff(linker, self._stopped)
             try:
                 instance = linker.instantiate(store, module)
             except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
@@ -140,7 +144,7 @@ class GuestRun:
                     cached=cached,
                 )
             with self._lock:
-                if self._stopped:
+                if self._stopped.is_set():
                     return GuestResult(Ending.STOPPED, cached=cached)
                 self._engine = engine
             ending, exit_code, trap = Ending.EXITED, 0, ""
@@ -148,8 +152,10 @@ class GuestRun:
                 start(store)
             except wasmtime.ExitTrap as exc:
                 exit_code = exc.code
+            except GuestStopped:
+                ending = Ending.STOPPED
             except wasmtime.Trap as exc:
-                stopped = exc.trap_code == wasmtime.TrapCode.INTERRUPT and self._stopped
+                stopped = exc.trap_code == wasmtime.TrapCode.INTERRUPT and self._stopped.is_set()
                 ending = Ending.STOPPED if stopped else Ending.TRAPPED
                 trap = _trap_text(exc)
             except wasmtime.WasmtimeError as exc:  # a host call failing fatally

@@ -17,16 +17,16 @@ from openpista.core.tool import ToolContext, ToolOutput
 from openpista.sandbox.wasm.cache import CompiledModuleCache
 from openpista.sandbox.wasm.engine import runtime_problem
 from openpista.sandbox.wasm.guest import Ending, GuestResult, GuestRun
+from openpista.sandbox.wasm.module_file import MODULE_FILE, module_problem
 
 if TYPE_CHECKING:
     from openpista.core.config import Config
 
-MODULE_FILE = "skill.wasm"
 DEFAULT_TIMEOUT_S = 30.0
 MEMORY_LIMIT_BYTES = 64 << 20
 _STDERR_TAIL_CHARS = 2000
-# After the timeout the guest traps at its next epoch check, within microseconds, unless it
-# is inside a host call (a sleep): that long and no longer is the result waited for.
+# After the timeout the guest traps at its next epoch check or wakes from its sleep, within
+# microseconds: that long and no longer is the result waited for.
 _STOP_GRACE_S = 1.0
 
 
@@ -59,8 +59,8 @@ class WasmSkillRunner:
 
     @classmethod
     def from_config(cls, config: Config) -> WasmSkillRunner:
-        """The `wasm` entry point: the skills workspace, a compiled-module cache under
-        OPENPISTA_HOME for skills in read-only folders, and `[tools.shell] max_output_chars`
+        """The `wasm` entry point: the skills workspace, the compiled-module cache under
+        OPENPISTA_HOME, and `[tools.shell] max_output_chars`
         as for subprocess skills."""
         # [tools.shell] is declared by openpista-tools, which this library may not import.
         shell = config.tools.get("shell")
@@ -73,12 +73,18 @@ class WasmSkillRunner:
     def availability(self) -> str | None:
         return runtime_problem()
 
+    def skill_availability(self, skill: Skill) -> str | None:
+        """None when the skill's skill.wasm looks runnable (a regular file within the size
+        limit starting with the WebAssembly magic bytes), else why not."""
+        return module_problem(skill.path / MODULE_FILE)
+
     async def run(self, skill: Skill, args: dict[str, Any], context: ToolContext) -> ToolOutput:
         wasm_file = skill.path / MODULE_FILE
-        if not wasm_file.is_file():
+        problem = module_problem(wasm_file)
+        if problem is not None:
             raise ToolError(
-                f"skill {skill.name} has no {MODULE_FILE} in {skill.path}; a wasm skill needs "
-                "one (see skills/README.md for how to build it)"
+                f"skill {skill.name} cannot run: {problem} (see skills/README.md for how to "
+                "build a wasm skill)"
             )
         problem = runtime_problem()
         if problem is not None:
@@ -95,7 +101,10 @@ class WasmSkillRunner:
         )
         result = await _run_in_thread(guest, timeout_s, skill.name)
         if result is None:
-            raise ToolError(f"skill {skill.name} timed out after {timeout_s:g} s")
+            raise ToolError(
+                f"skill {skill.name} timed out after {timeout_s:g} s and is stuck in a host "
+                "call: its thread is left running until that call returns"
+            )
         return self._output(skill, result, timeout_s)
 
     def _output(self, skill: Skill, result: GuestResult, timeout_s: float) -> ToolOutput:
@@ -133,8 +142,9 @@ class WasmSkillRunner:
 
 
 async def _run_in_thread(guest: GuestRun, timeout_s: float, name: str) -> GuestResult | None:
-    """The guest's result, or None when it was stopped at `timeout_s` but is stuck in a host
-    call. Cancelling the awaiting task stops the guest.
+    """The guest's result, or None when it was stopped at `timeout_s` but did not end (stuck
+    in a host call that cannot be interrupted; none is known). Cancelling the awaiting task
+    stops the guest.
 
     A daemon thread, not the loop's executor: a guest stuck in a host call must not hold up
     the executor's other work, nor the process's exit.
