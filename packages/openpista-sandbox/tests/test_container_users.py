@@ -67,7 +67,8 @@ async def test_the_image_user_runs_with_a_non_root_uid_and_gid(
     )
 
     assert output.text == f"exit code: 0\n--- stdout ---\n{expected}"
-    assert engine.containers() == []  # the probe reading /etc/passwd is gone too
+    assert engine.containers() == []
+    assert engine.containers("openpista.probe") == []  # the one that read /etc/passwd too
 
 
 def test_an_image_without_account_files_runs_as_nobody_unless_all_numeric() -> None:

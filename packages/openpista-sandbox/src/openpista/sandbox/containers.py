@@ -18,6 +18,7 @@ process to start a container on this host (`remove_stale`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -48,6 +49,8 @@ logger = logging.getLogger(__name__)
 TASK_LABEL = "openpista.task"
 PID_LABEL = "openpista.pid"
 HOST_LABEL = "openpista.host"
+PROBE_LABEL = "openpista.probe"
+"""On the container created (never started) to read an image's /etc/passwd and /etc/group."""
 PIDS_LIMIT = 256
 """Processes (threads included) a container may hold: a fork bomb stops here."""
 MIN_CPUS = 0.01
@@ -212,7 +215,7 @@ class ContainerEngine:
         self, docker: Docker, spec: ContainerSpec, task_id: str, token: str, user: str
     ) -> ContainerResult:
         config = self._config(spec, task_id, token, user)
-        container = await docker.containers.create(config, name=f"openpista-{task_id}")
+        container = await self._create(docker, config, name=f"openpista-{task_id}")
         self._live[task_id] = container
         stdout, stderr = _Output(), _Output()
         timed_out = False
@@ -316,14 +319,17 @@ class ContainerEngine:
     async def _accounts(self, docker: Docker, image_id: str) -> tuple[str, str]:
         """The image's /etc/passwd and /etc/group, read from a container created (never
         started) for it; "" for a file that is missing, not a plain file, or too large."""
-        probe = await docker.containers.create(
+        labels = {**_labels(""), PROBE_LABEL: "user"}
+        del labels[TASK_LABEL]  # no task: only removal after a crash (remove_stale) concerns it
+        probe = await self._create(
+            docker,
             {
                 "Image": image_id,
                 "Cmd": ["true"],
                 "NetworkDisabled": True,
-                "Labels": _labels(f"user-probe-{uuid.uuid4().hex[:8]}"),
+                "Labels": labels,
                 "HostConfig": {"NetworkMode": "none", "LogConfig": {"Type": "none", "Config": {}}},
-            }
+            },
         )
         try:
             return await _read_file(probe, "/etc/passwd"), await _read_file(probe, "/etc/group")
@@ -347,6 +353,19 @@ class ContainerEngine:
                 f"image {image} is not on the Docker engine at {self.address} and could not be "
                 f"pulled: {exc.message}"
             ) from None
+
+    async def _create(
+        self, docker: Docker, config: dict[str, Any], name: str | None = None
+    ) -> DockerContainer:
+        """Create a container; when the caller is cancelled meanwhile, the engine makes it all
+        the same, so it is waited for and removed."""
+        creating = asyncio.ensure_future(docker.containers.create(config, name=name))
+        try:
+            return await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._delete(await asyncio.shield(creating)))
+            raise
 
     async def _reconnect(self) -> None:
         """Drop the connection to an engine that went away: the next run opens a new one (a
