@@ -365,6 +365,34 @@ def test_values_out_of_range_are_refused(tmp_path: Path, text: str, key: str, pr
 
 
 @pytest.mark.parametrize(
+    ("text", "key", "problem"),
+    [
+        ("[sandbox]\ntimeout_s = inf\n", "sandbox.timeout_s", "finite number of seconds"),
+        ("[sandbox]\ntimeout_s = nan\n", "sandbox.timeout_s", "finite number of seconds"),
+        ("[agent]\ntimeout_s = +inf\n", "agent.timeout_s", "got inf"),
+        ("[sandbox]\ncpus = inf\n", "sandbox.cpus", "finite number of CPUs"),
+        ("[sandbox]\ncpus = -inf\n", "sandbox.cpus", "got -inf"),
+        ("[sandbox]\nmemory_mb = inf\n", "sandbox.memory_mb", "expected an integer"),
+        # Below the kernel's smallest CPU quota a container would get no limit at all.
+        ("[sandbox]\ncpus = 0.000001\n", "sandbox.cpus", "at least 0.01, got 1e-06"),
+        ("[sandbox]\ncpus = 0.005\n", "sandbox.cpus", "at least 0.01, got 0.005"),
+    ],
+)
+def test_sandbox_limits_must_be_finite_and_cpus_at_least_a_hundredth(
+    tmp_path: Path, text: str, key: str, problem: str
+) -> None:
+    error = config_error(tmp_path, text)
+
+    assert str(error).startswith(f"{error.file}: {key}: ")
+    assert error.file.endswith("config.toml")
+    assert problem in error.problem
+
+
+def test_the_smallest_cpu_limit_is_accepted(tmp_path: Path) -> None:
+    assert load_text(tmp_path, "[sandbox]\ncpus = 0.01\n").sandbox.cpus == 0.01
+
+
+@pytest.mark.parametrize(
     ("text", "key"),
     [
         ('[agent]\napproval = "always"\n', "agent.approval"),

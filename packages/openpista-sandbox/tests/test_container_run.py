@@ -18,7 +18,7 @@ from openpista.core.config import Config, SandboxConfig, SkillsConfig
 from openpista.core.errors import ToolError
 from openpista.core.tool import ToolContext
 from openpista.sandbox.container_tool import ContainerRunTool
-from openpista.sandbox.containers import ContainerEngine
+from openpista.sandbox.containers import ContainerEngine, ContainerSpec
 from openpista.sandbox.credentials import TASK_CREDENTIALS, TASK_TOKEN_ENV
 from openpista.sandbox.testing import IMAGE, IMAGE_UID, ROOT_IMAGE, TestEngine
 
@@ -169,7 +169,11 @@ async def test_the_task_token_is_there_during_the_run_only(
     # The container waits for a file the test creates, so the test can look at it running.
     command = (
         "until [ -e /workspace/go ]; do sleep 0.05; done; "
-        f'echo "${TASK_TOKEN_ENV}" | rev; echo "${TASK_TOKEN_ENV}"; echo "$OPENPISTA_TASK_ID"'
+        # Hex gets through redaction (docs/tools.md says so): it shows what the container had.
+        f'printf %s "${TASK_TOKEN_ENV}" | od -An -tx1 | tr -d " \\n"; echo; '
+        f'echo "${TASK_TOKEN_ENV}"; echo "$OPENPISTA_TASK_ID"; '
+        f'echo "${TASK_TOKEN_ENV}" | rev; echo "${TASK_TOKEN_ENV}" | base64; '
+        f'echo "${TASK_TOKEN_ENV}" | cut -c1-16; echo "${TASK_TOKEN_ENV}" | cut -c20-'
     )
     run = asyncio.create_task(tool.run({"command": command}, CONTEXT))
     assert await _wait_for(lambda: len(engine.containers()) == 1)
@@ -182,11 +186,15 @@ async def test_the_task_token_is_there_during_the_run_only(
     (workspace / "go").touch()
     output = await run
 
-    reversed_token, shown, printed_task = output.text.splitlines()[2:5]
-    assert reversed_token[::-1] == token  # it was in the container's environment
+    hex_token, shown, printed_task, *transformed = output.text.splitlines()[2:]
+    assert bytes.fromhex(hex_token).decode() == token  # it was in the container's environment
     assert shown == "[task token]"  # printed as is, it never reaches the model
     assert token not in output.text
     assert printed_task == task_id
+    # Reversed, in base64 (a few characters mixing in the newline stay), 16+ character pieces.
+    assert transformed[0] == "[task token]"
+    assert transformed[1].startswith("[task token]") and len(transformed[1]) <= 16
+    assert transformed[2:] == ["[task token]", "[task token]"]
     assert not TASK_CREDENTIALS.verify(task_id, token)
     assert TASK_CREDENTIALS.active_tasks() == []
 
@@ -271,8 +279,12 @@ async def test_limits_above_the_caps_run_at_the_cap(tool: ContainerRunTool) -> N
 async def test_bad_arguments_are_refused(tool: ContainerRunTool) -> None:
     with pytest.raises(ToolError, match="needs `command`"):
         await tool.run({"command": " "}, CONTEXT)
-    with pytest.raises(ToolError, match="`memory_mb` must be greater than 15"):
+    with pytest.raises(ToolError, match="`memory_mb` must be at least 16, got 8"):
         await tool.run({"command": "true", "memory_mb": 8}, CONTEXT)
+    with pytest.raises(ToolError, match="`timeout_s` must be a finite number, got inf"):
+        await tool.run({"command": "true", "timeout_s": float("inf")}, CONTEXT)
+    with pytest.raises(ToolError, match="`cpus` must be a finite number, got nan"):
+        await tool.run({"command": "true", "cpus": float("nan")}, CONTEXT)
     with pytest.raises(ToolError, match='`result` must be "text" or "json"'):
         await tool.run({"command": "true", "result": "xml"}, CONTEXT)
 
@@ -326,3 +338,62 @@ async def test_the_entry_point_builds_the_tool_from_the_sandbox_section(
         await tool.aclose()
 
     assert str(64 * 1024 * 1024) in output.text
+
+
+async def test_a_tiny_cpu_limit_is_refused_and_the_smallest_one_is_a_real_quota(
+    tool: ContainerRunTool, engine: TestEngine
+) -> None:
+    # cgroup v1 (these machines) or v2: 1 ms of CPU per 100 ms period.
+    quota = "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/cpu.max"
+
+    with pytest.raises(ToolError, match=r"^container.run `cpus` must be at least 0.01, got 1e-09$"):
+        await tool.run({"command": "true", "cpus": 1e-9}, CONTEXT)
+    smallest = await tool.run({"command": quota, "cpus": 0.01}, CONTEXT)
+    with pytest.raises(ToolError, match=r"CPU limit must be at least 0.01: 1e-06"):
+        await tool.engine.run(
+            ContainerSpec(image=IMAGE, command=["true"], timeout_s=5, memory_mb=64, cpus=1e-6)
+        )
+
+    assert smallest.text.splitlines()[2] in ("1000", "1000 100000")
+    assert engine.containers() == []
+
+
+async def test_skill_takes_only_container_skills(tool: ContainerRunTool, workspace: Path) -> None:
+    for folder, front in (
+        ("wasm-skill", "name: ../../etc\nmode: wasm\n"),
+        ("plain", "name: plain\nmode: subprocess\n"),
+        ("boxed", f"name: boxed\nmode: container\nimage: {IMAGE}\n"),
+    ):
+        (workspace / folder).mkdir()
+        (workspace / folder / "SKILL.md").write_text(f"---\n{front}---\n")
+
+    with pytest.raises(ToolError) as wasm:
+        await tool.run({"command": "true", "skill": "../../etc"}, CONTEXT)
+    with pytest.raises(ToolError) as plain:
+        await tool.run({"command": "true", "skill": "plain"}, CONTEXT)
+
+    assert str(wasm.value) == (
+        "skill '../../etc' is a wasm skill, and container.run `skill` takes only container "
+        "skills (mode: container): boxed"
+    )
+    assert str(plain.value).startswith("skill 'plain' is a subprocess skill, and container.run")
+
+
+async def test_a_worker_printing_nan_or_too_much_is_refused_saying_why(
+    tool: ContainerRunTool,
+) -> None:
+    with pytest.raises(ToolError) as nan:
+        await tool.run({"command": """echo '{"a": NaN}'""", "result": "json"}, CONTEXT)
+    # Valid JSON, a string of 2 MiB: over the 1 MiB of stdout kept.
+    big = """printf '"'; head -c 2097152 /dev/zero | tr '\\0' x; printf '"'"""
+    with pytest.raises(ToolError) as too_big:
+        await tool.run({"command": big, "result": "json"}, CONTEXT)
+
+    assert str(nan.value) == (
+        "the worker printed no valid JSON on stdout: NaN is no JSON value "
+        "(JSON has no NaN or Infinity)"
+    )
+    assert str(too_big.value) == (
+        "the worker's stdout was over the 1 MiB a result may hold (1,048,578 bytes more); "
+        "have it print a smaller one"
+    )

@@ -3,6 +3,7 @@ engine either as subprocesses with a warning or refused (`[sandbox] require_cont
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -108,7 +109,7 @@ async def test_a_container_skill_timeout_and_failure_are_tool_errors(
 
 
 async def test_without_an_engine_the_skill_runs_as_a_subprocess_with_a_warning(
-    skill_run: SkillRunFactory, dead_socket: str
+    skill_run: SkillRunFactory, dead_socket: str, workspace: Path
 ) -> None:
     tool = skill_run(dead_socket)
 
@@ -117,9 +118,29 @@ async def test_without_an_engine_the_skill_runs_as_a_subprocess_with_a_warning(
     warning, *lines = output.text.splitlines()
     assert warning == (
         f"warning: no Docker engine at {dead_socket} (Connection refused), so container skill "
-        "echo ran as a subprocess on this machine, without the container's isolation or limits"
+        "echo ran as a subprocess on this machine, without the container's isolation or "
+        f"limits: no /workspace or /skill mounts, as the user {getpass.getuser()} in the skill "
+        f"folder {workspace / 'echo'}"
     )
     assert lines[:2] == ['stdin: {"who": "Ada"}', 'env: {"who": "Ada"}']
+
+
+async def test_a_failing_fallback_run_carries_the_warning_too(
+    skill_run: SkillRunFactory, dead_socket: str
+) -> None:
+    tool = skill_run(dead_socket)
+
+    with pytest.raises(ToolError) as timed_out:
+        await tool.run({"name": "sleepy"}, CONTEXT)
+    with pytest.raises(ToolError) as broken:
+        await tool.run({"name": "broken"}, CONTEXT)
+
+    warning, end = str(timed_out.value).split("\n")
+    assert warning.startswith(f"warning: no Docker engine at {dead_socket} (Connection refused)")
+    assert "container skill sleepy ran as a subprocess" in warning
+    assert end == "skill sleepy timed out after 1 s"
+    assert str(broken.value).startswith("warning: no Docker engine at ")
+    assert "disk on fire" in str(broken.value)
 
 
 async def test_require_container_refuses_without_an_engine(

@@ -8,6 +8,7 @@ ones (`port`, `one_of`, `APPROVAL`, ...) are the vocabulary libraries check thei
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import cast
@@ -48,11 +49,20 @@ def at_least(minimum: int) -> Check:
 
 
 def positive_seconds(value: float) -> str | None:
-    return None if value > 0 else f"expected a number of seconds greater than 0, got {value:g}"
+    # TOML has inf and nan; neither is a time limit.
+    if math.isfinite(value) and value > 0:
+        return None
+    return f"expected a finite number of seconds greater than 0, got {value:g}"
+
+
+_MIN_CPUS = 0.01
+"""The smallest CPU quota a container can have (1 ms per 100 ms); less would mean none."""
 
 
 def _cpus(value: float) -> str | None:
-    return None if value > 0 else f"expected a number of CPUs greater than 0, got {value:g}"
+    if math.isfinite(value) and value >= _MIN_CPUS:
+        return None
+    return f"expected a finite number of CPUs of at least {_MIN_CPUS:g}, got {value:g}"
 
 
 def port(value: int) -> str | None:

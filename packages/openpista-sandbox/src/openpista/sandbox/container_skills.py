@@ -3,13 +3,14 @@
 The skill folder is mounted read-only at /skill (the working directory) and the workspace at
 /workspace; `run.sh` runs with sh, else `main.py` with python3, else the image's own command.
 `args` arrive as JSON on stdin and in OPENPISTA_SKILL_ARGS. Without a reachable engine the
-skill runs as a subprocess skill, its result starting with a warning, unless
+skill runs as a subprocess skill, its result (an error too) starting with a warning, unless
 `[sandbox] require_container` is true: then it refuses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,13 @@ from openpista.core.errors import ToolError
 from openpista.core.process import truncate_output
 from openpista.core.skills import SKILL_ARGS_ENV, Skill, SubprocessSkillRunner
 from openpista.core.tool import ToolContext, ToolOutput
-from openpista.sandbox.container_tool import SKILL_TARGET, WORKSPACE_TARGET, describe_end
+from openpista.sandbox.container_tool import (
+    SKILL_TARGET,
+    WORKSPACE_TARGET,
+    cpu_count,
+    describe,
+    describe_end,
+)
 from openpista.sandbox.containers import ContainerEngine, ContainerSpec, Mount
 from openpista.sandbox.engine import engine_problem, image_problem
 
@@ -105,13 +112,17 @@ class ContainerSkillRunner:
                 command=_command(skill),
                 timeout_s=timeout_s,
                 memory_mb=self.memory_mb,
-                cpus=self.cpus,
+                # An engine refuses more CPUs than the machine has.
+                cpus=min(self.cpus, cpu_count()),
                 mounts=tuple(mounts),
                 workdir=SKILL_TARGET,
                 env={SKILL_ARGS_ENV: args_json},
                 stdin=args_json.encode("utf-8"),
             )
         )
+        if result.engine_lost:
+            shown = describe(result, timeout_s=timeout_s, memory_mb=self.memory_mb)
+            raise ToolError(f"skill {skill.name}: {truncate_output(shown, self.max_output_chars)}")
         if result.timed_out or result.oom_killed:
             end = describe_end(result, timeout_s=timeout_s, memory_mb=self.memory_mb)
             raise ToolError(f"skill {skill.name} {end}")
@@ -130,15 +141,28 @@ class ContainerSkillRunner:
                 "(sandbox.require_container = true: start the Docker engine, or set it to false "
                 "to let container skills run as subprocesses)"
             )
-        output = await self.fallback.run(skill, args, context)
         warning = (
             f"warning: {problem}, so container skill {skill.name} ran as a subprocess on this "
-            "machine, without the container's isolation or limits"
+            "machine, without the container's isolation or limits: no /workspace or /skill "
+            f"mounts, as the user {_user()} in the skill folder {skill.path}"
         )
+        try:
+            output = await self.fallback.run(skill, args, context)
+        except ToolError as exc:
+            raise ToolError(f"{warning}\n{exc}") from exc
         return ToolOutput(f"{warning}\n{output.text}", output.is_error, output.images)
 
     async def aclose(self) -> None:
         await self.engine.aclose()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a uid with no name
+        import os
+
+        return str(os.getuid())
 
 
 def _command(skill: Skill) -> list[str] | None:

@@ -4,6 +4,7 @@ worker container and get its JSON result back (`result: "json"`)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,14 @@ from openpista.core.errors import ToolError
 from openpista.core.process import truncate_output
 from openpista.core.skills import SkillLoader
 from openpista.core.tool import Tool, ToolContext, ToolOutput
-from openpista.sandbox.containers import ContainerEngine, ContainerResult, ContainerSpec, Mount
+from openpista.sandbox.containers import (
+    MAX_KEPT_BYTES,
+    MIN_CPUS,
+    ContainerEngine,
+    ContainerResult,
+    ContainerSpec,
+    Mount,
+)
 
 if TYPE_CHECKING:
     from openpista.core.config import Config
@@ -41,6 +49,8 @@ def _seconds(value: float) -> str:
 
 def describe_end(result: ContainerResult, *, timeout_s: float, memory_mb: int) -> str:
     """How the container ended, as the first line of a result."""
+    if result.engine_lost:
+        return f"{result.engine_lost}; what it printed until then follows"
     if result.timed_out:
         return f"timed out after {_seconds(timeout_s)} s, container removed"
     if result.oom_killed:
@@ -49,7 +59,9 @@ def describe_end(result: ContainerResult, *, timeout_s: float, memory_mb: int) -
 
 
 def failed(result: ContainerResult) -> bool:
-    return result.timed_out or result.oom_killed or result.exit_code != 0
+    return (
+        bool(result.engine_lost) or result.timed_out or result.oom_killed or result.exit_code != 0
+    )
 
 
 def describe(result: ContainerResult, *, timeout_s: float, memory_mb: int) -> str:
@@ -151,7 +163,7 @@ class ContainerRunTool:
                 },
                 "cpus": {
                     "type": "number",
-                    "description": f"CPUs. Default {_seconds(self.cpus)}, at most {_cpu_count()}.",
+                    "description": f"CPUs. Default {_seconds(self.cpus)}, at most {cpu_count()}.",
                 },
                 "result": {
                     "type": "string",
@@ -178,23 +190,28 @@ class ContainerRunTool:
             arguments.get("timeout_s"),
             "timeout_s",
             self.timeout_s,
-            0.0,
             self.timeout_s * TIMEOUT_CAP_FACTOR,
             notes,
+            above=0.0,
         )
         memory_mb = int(
             _bounded(
                 arguments.get("memory_mb"),
                 "memory_mb",
                 self.memory_mb,
-                MIN_MEMORY_MB - 1,
                 self.memory_mb * MEMORY_CAP_FACTOR,
                 notes,
+                at_least=MIN_MEMORY_MB,
             )
         )
         # An engine refuses more CPUs than the machine has, whatever the configuration says.
         cpus = _bounded(
-            arguments.get("cpus"), "cpus", min(self.cpus, _cpu_count()), 0.0, _cpu_count(), notes
+            arguments.get("cpus"),
+            "cpus",
+            min(self.cpus, cpu_count()),
+            cpu_count(),
+            notes,
+            at_least=MIN_CPUS,
         )
         image, mounts, workdir = self._placement(arguments)
         spec = ContainerSpec(
@@ -228,10 +245,13 @@ class ContainerRunTool:
                 raise ToolError("container.run `skill`: no skills workspace is configured")
             skills = SkillLoader(self.workspace).discover()
             skill = next((s for s in skills if s.name == skill_name), None)
+            available = ", ".join(s.name for s in skills if s.mode == "container") or "none"
             if skill is None:
-                available = ", ".join(s.name for s in skills if s.mode == "container")
+                raise ToolError(f"unknown skill {skill_name!r}; container skills: {available}")
+            if skill.mode != "container":
                 raise ToolError(
-                    f"unknown skill {skill_name!r}; container skills: {available or 'none'}"
+                    f"skill {skill.name!r} is a {skill.mode} skill, and container.run `skill` "
+                    f"takes only container skills (mode: container): {available}"
                 )
             if image and skill.image and image != skill.image:
                 raise ToolError(
@@ -244,9 +264,16 @@ class ContainerRunTool:
         return image or self.image, tuple(mounts), workdir
 
     def _json_result(self, result: ContainerResult, notes: list[str]) -> str:
+        if result.stdout_dropped:
+            raise ToolError(
+                f"the worker's stdout was over the {MAX_KEPT_BYTES // (1 << 20)} MiB a result "
+                f"may hold ({result.stdout_dropped:,} bytes more); have it print a smaller one"
+            )
         stdout = result.stdout.strip()
         try:
-            value: object = json.loads(stdout)
+            value: object = json.loads(stdout, parse_constant=_refuse_constant)
+        except _NotJson as exc:
+            raise ToolError(f"the worker printed no valid JSON on stdout: {exc}") from None
         except json.JSONDecodeError as exc:
             shown = stdout[:300] or "(nothing)"
             stderr = result.stderr.strip()[-1000:] or "(nothing)"
@@ -266,20 +293,41 @@ class ContainerRunTool:
         await self.engine.aclose()
 
 
-def _cpu_count() -> int:
+class _NotJson(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> object:
+    # Python's json reads NaN and Infinity, which JSON has not: another reader would choke.
+    raise _NotJson(f"{name} is no JSON value (JSON has no NaN or Infinity)")
+
+
+def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _bounded(
-    requested: object, key: str, default: float, floor: float, cap: float, notes: list[str]
+    requested: object,
+    key: str,
+    default: float,
+    cap: float,
+    notes: list[str],
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
 ) -> float:
-    """The per-call value of a limit: the default when absent, at most `cap` (with a note)."""
+    """The per-call value of a limit: the default when absent, greater than `above` or at
+    least `at_least` (else an error), at most `cap` (with a note)."""
     if requested is None:
         return default
     if isinstance(requested, bool) or not isinstance(requested, int | float):
         raise ToolError(f"container.run `{key}` must be a number, got {requested!r}")
-    if requested <= floor:
-        raise ToolError(f"container.run `{key}` must be greater than {floor:g}, got {requested}")
+    if not math.isfinite(requested):
+        raise ToolError(f"container.run `{key}` must be a finite number, got {requested}")
+    if above is not None and requested <= above:
+        raise ToolError(f"container.run `{key}` must be greater than {above:g}, got {requested}")
+    if at_least is not None and requested < at_least:
+        raise ToolError(f"container.run `{key}` must be at least {at_least:g}, got {requested}")
     if requested > cap:
         notes.append(f"note: {key} {requested:g} is above the limit; ran with {cap:g}")
         return cap

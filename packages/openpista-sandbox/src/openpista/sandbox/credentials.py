@@ -8,7 +8,9 @@ process's memory, are compared in constant time, and never appear in logs or too
 
 from __future__ import annotations
 
+import base64
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -57,6 +59,58 @@ class TaskCredentials:
         """The task ids holding a live token."""
         now = time.monotonic()
         return [task for task, item in self._credentials.items() if now < item.expires_at]
+
+
+REDACTED = "[task token]"
+MIN_REDACTED_PIECE = 16
+"""Pieces of the token (or of its reversed or base64 forms) this long or longer are redacted."""
+_TOKEN_LIKE = re.compile(rf"[A-Za-z0-9+/=_-]{{{MIN_REDACTED_PIECE},}}")
+
+
+def token_forms(token: str) -> list[str]:
+    """What a worker's output may hold the token as: itself, reversed, and the base64 of any
+    text holding it (the part of the encoding fixed by the token alone, at each of the three
+    alignments, in both alphabets)."""
+    forms = [token, token[::-1]]
+    data = token.encode()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + data).decode()
+        # Leave out the characters that mix in bits of the bytes around the token.
+        start, end = -(-offset * 8 // 6), (offset + len(data)) * 8 // 6
+        core = encoded[start:end]
+        forms += [core, core.replace("+", "-").replace("/", "_")]
+    return list(dict.fromkeys(forms))
+
+
+def redact(text: str, token: str) -> str:
+    """`text` with the token, and any piece of MIN_REDACTED_PIECE or more characters of one of
+    its `token_forms`, replaced by "[task token]". A worker can still get it out otherwise
+    (hex, split up); the token is only good until its run ends."""
+    forms = token_forms(token)
+    windows = {
+        form[i : i + MIN_REDACTED_PIECE]
+        for form in forms
+        for i in range(len(form) - MIN_REDACTED_PIECE + 1)
+    }
+
+    def scrub(match: re.Match[str]) -> str:
+        run = match.group()
+        pieces: list[str] = []
+        i = kept_from = 0
+        while i + MIN_REDACTED_PIECE <= len(run):
+            if run[i : i + MIN_REDACTED_PIECE] not in windows:
+                i += 1
+                continue
+            end = i + MIN_REDACTED_PIECE
+            while end < len(run) and any(run[i : end + 1] in form for form in forms):
+                end += 1
+            pieces += [run[kept_from:i], REDACTED]
+            i = kept_from = end
+        pieces.append(run[kept_from:])
+        return "".join(pieces)
+
+    # Only runs of token-like characters can hold a piece: the rest of the text is skipped fast.
+    return _TOKEN_LIKE.sub(scrub, text)
 
 
 TASK_CREDENTIALS = TaskCredentials()

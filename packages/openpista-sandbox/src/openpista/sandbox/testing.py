@@ -62,8 +62,9 @@ def _busybox_is_static() -> bool:
     return head.startswith(b"\x7fELF") and b"ld-linux" not in head and b"ld-musl" not in head
 
 
-def busybox_root_tar() -> bytes:
-    """A root filesystem of busybox-static, as a tar archive for `docker import`."""
+def busybox_root_tar(passwd: str = _PASSWD, group: str = _GROUP) -> bytes:
+    """A root filesystem of busybox-static, as a tar archive for `docker import`, with these
+    /etc/passwd and /etc/group."""
     buffer = io.BytesIO()
     applets = subprocess.run(
         [BUSYBOX, "--list-full"], capture_output=True, text=True, check=True
@@ -84,8 +85,8 @@ def busybox_root_tar() -> bytes:
             add_dir(folder)
         add_dir("tmp", 0o1777)
         add_file("bin/busybox", Path(BUSYBOX).read_bytes(), 0o755)
-        add_file("etc/passwd", _PASSWD.encode())
-        add_file("etc/group", _GROUP.encode())
+        add_file("etc/passwd", passwd.encode())
+        add_file("etc/group", group.encode())
         for applet in applets:
             if applet == "bin/busybox" or not applet.startswith(("bin/", "sbin/", "usr/")):
                 continue
@@ -166,12 +167,15 @@ class TestEngine:
             time.sleep(0.05)
         self.started_seconds = time.monotonic() - started
 
-    def import_image(self, image: str, *, user: str | None) -> None:
-        """`docker import` a busybox root as `image`, running as `user` (None: root)."""
+    def import_image(
+        self, image: str, *, user: str | None, passwd: str = _PASSWD, group: str = _GROUP
+    ) -> None:
+        """`docker import` a busybox root as `image`, running as `user` (None: root), with
+        these /etc/passwd and /etc/group."""
         changes = ["--change", f"USER {user}"] if user else []
         subprocess.run(
             ["docker", "-H", self.address, "import", *changes, "-", image],
-            input=busybox_root_tar(),
+            input=busybox_root_tar(passwd, group),
             capture_output=True,
             check=True,
         )
