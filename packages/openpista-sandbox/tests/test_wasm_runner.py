@@ -22,7 +22,7 @@ from openpista.core.tool import ToolContext
 from openpista.sandbox.wasm import WasmSkillRunner
 from openpista.sandbox.wasm.module_file import MAX_MODULE_BYTES
 
-from .wasm_skills import install_wasm_skill
+from .wasm_skills import install_wasm_skill, install_wat_skill
 
 CONTEXT = ToolContext(session_id="s", channel_id="test:local")
 
@@ -333,3 +333,51 @@ def test_registering_the_runner_loads_no_wasmtime(tmp_path: Path) -> None:
         [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+# Eleven 60 MB memories, every page written: 64 MB each would be 660 MB of host memory.
+MANY_MEMORIES = """
+(module
+  (memory $small 1)
+  (memory $big 960)
+  (func (export "_start") (local $at i32)
+    (loop $touch
+      (i32.store $big (local.get $at) (i32.const 1))
+      (local.set $at (i32.add (local.get $at) (i32.const 65536)))
+      (br_if $touch (i32.lt_u (local.get $at) (i32.const 62914560))))))
+"""
+
+# Two grows of 200 million entries: gigabytes, allocated inside wasmtime where the epoch
+# cannot interrupt. A refused grow returns -1, which this guest turns into a trap.
+HUGE_TABLE = """
+(module
+  (table $t 1 funcref)
+  (func (export "_start")
+    (if (i32.eq (table.grow $t (ref.null func) (i32.const 200000000)) (i32.const -1))
+      (then unreachable))
+    (drop (table.grow $t (ref.null func) (i32.const 200000000)))))
+"""
+
+
+async def test_a_module_with_several_memories_is_refused(workspace: Path, tmp_path: Path) -> None:
+    install_wat_skill(workspace, "many-memories", MANY_MEMORIES)
+    with pytest.raises(ToolError) as caught:
+        await make_runner(workspace, tmp_path).run(
+            skill_named(workspace, "many-memories"), {}, CONTEXT
+        )
+    assert str(caught.value).startswith("skill many-memories could not start:")
+    assert "memor" in str(caught.value)
+
+
+async def test_a_table_grown_past_its_limit_fails_inside_the_guest(
+    workspace: Path, tmp_path: Path
+) -> None:
+    install_wat_skill(workspace, "huge-table", HUGE_TABLE, front_matter="timeout_s: 20\n")
+    with pytest.raises(ToolError) as caught:
+        await make_runner(workspace, tmp_path).run(
+            skill_named(workspace, "huge-table"), {}, CONTEXT
+        )
+    message = str(caught.value)
+    # Refused at once, so the guest traps on its own: not stuck, not timed out.
+    assert message.startswith("skill huge-table trapped"), message
+    assert "timed out" not in message

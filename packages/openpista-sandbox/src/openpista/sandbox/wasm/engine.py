@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import wasmtime
 
-ENGINE_SETTINGS = "epoch_interruption=on"
+ENGINE_SETTINGS = "epoch_interruption=on; multi_memory=off"
 """The engine options that change compiled code: part of every cache key, so a module compiled
 under other settings is never loaded."""
 
@@ -24,6 +24,9 @@ def new_engine() -> wasmtime.Engine:
 
     config = wasmtime.Config()
     config.epoch_interruption = True
+    # One linear memory per module: the store's memory cap is per memory, so a module with
+    # many would get 64 MB each (the store's `memories` limit holds this too).
+    config.wasm_multi_memory = False
     return wasmtime.Engine(config)
 
 

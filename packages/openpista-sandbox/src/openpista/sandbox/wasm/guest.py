@@ -30,6 +30,12 @@ if TYPE_CHECKING:
 GUEST_WORKSPACE = "/workspace"
 
 
+MAX_TABLE_ELEMENTS = 100_000
+"""Entries a table may hold: C and Rust programs need one table of their functions."""
+MAX_INSTANCES = 10
+MAX_TABLES = 10
+
+
 class Ending(StrEnum):
     """How a guest's run ended."""
 
@@ -124,7 +130,16 @@ class GuestRun:
             with os.fdopen(stdin_fd, "wb") as file:
                 file.write(self.stdin)
             store = wasmtime.Store(engine)
-            store.set_limits(memory_size=self.memory_limit_bytes)
+            # Everything a guest can make the host allocate is bounded: its one memory, its
+            # tables (a table.grow of millions of entries happens inside wasmtime, where the
+            # epoch cannot stop it) and how many instances, tables and memories it makes.
+            store.set_limits(
+                memory_size=self.memory_limit_bytes,
+                table_elements=MAX_TABLE_ELEMENTS,
+                instances=MAX_INSTANCES,
+                tables=MAX_TABLES,
+                memories=1,
+            )
             store.set_wasi(self._wasi(stdin_path, stdout, stderr))
             # One tick: the first increment of this run's own engine traps the guest.
             store.set_epoch_deadline(1)

@@ -46,7 +46,7 @@ class ModuleReader:
     inode, size, modification time), so an unchanged file is not read and hashed on every call."""
 
     def __init__(self) -> None:
-        self._keys: dict[Path, tuple[tuple[int, int, int, int], str]] = {}
+        self._keys: dict[Path, tuple[tuple[int, int, int, int, int], str]] = {}
         self._lock = threading.Lock()  # guests run in threads of their own
 
     def key(self, wasm_file: Path) -> tuple[str, bytes | None]:
@@ -56,7 +56,14 @@ class ModuleReader:
         module."""
         with _open_checked(wasm_file) as file:
             info = os.fstat(file.fileno())
-            identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+            # ctime too: a rewrite that keeps size and mtime (cp -p, touch -r) still moves it.
+            identity = (
+                info.st_dev,
+                info.st_ino,
+                info.st_size,
+                info.st_mtime_ns,
+                info.st_ctime_ns,
+            )
             with self._lock:
                 known = self._keys.get(wasm_file)
             if known is not None and known[0] == identity:
