@@ -4,6 +4,7 @@ refuse, and browsers that do not start."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -39,7 +40,12 @@ fetch('/gate?key=' + key).then(() => {
 <button onclick="window.open('/second?via=script')">Pop up</button>
 <a href="/report.bin">Get the report</a>""",
     "/second": "<title>Second</title><p>the second page</p>",
+    "/popups": """<title>Popups</title>
+<button onclick="for (let i = 0; i < 3; i++) window.open('/second?n=' + i)">Three</button>
+<button onclick="for (let i = 0; i < 40; i++) window.open('/second?n=' + i)">Forty</button>""",
     "/tall": "<title>Tall</title><body style='margin:0'><div style='height:50000px'>top</div>",
+    "/wide": "<title>Wide</title><body style='margin:0'>"
+    "<div style='width:60000px;height:5000px'>left</div>",
 }
 
 
@@ -224,6 +230,45 @@ async def test_a_new_tab_becomes_the_sessions_tab(
     assert (await tools.text("content")).startswith(f"URL: {site}{opened}\nTitle: Second")
 
 
+async def open_pages(shared: SharedBrowser, session: str = "s1") -> list[str]:
+    """The URLs of every tab of `session`'s browser context still open."""
+    tab = shared._tabs[session]  # pyright: ignore[reportPrivateUsage]
+    await asyncio.sleep(0.5)  # replaced tabs close just after the result
+    return [page.url for page in tab.context.pages if not page.is_closed()]
+
+
+async def test_tabs_a_page_opened_and_replaced_are_really_closed(
+    tools: Browser, shared: SharedBrowser, site: str
+) -> None:
+    await tools.text("navigate", url=f"{site}/popups")
+
+    text = await tools.text("click", text="Three")
+
+    lines = text.splitlines()
+    assert lines[-3:] == [
+        f"the page opened a new tab ({site}/second?n=0), since closed",
+        f"the page opened a new tab ({site}/second?n=1), since closed",
+        f"the page opened a new tab ({site}/second?n=2), which is now this session's tab",
+    ]
+    # The newest tab and the page that opened it: nothing else runs unseen.
+    assert await open_pages(shared) == [f"{site}/popups", f"{site}/second?n=2"]
+
+
+async def test_a_click_that_opens_many_tabs_is_a_click_and_its_notes_are_bounded(
+    tools: Browser, shared: SharedBrowser, site: str
+) -> None:
+    await tools.text("navigate", url=f"{site}/popups")
+
+    text = await tools.text("click", text="Forty")
+
+    assert text.startswith('clicked button "Forty"')
+    notes = [line for line in text.splitlines() if line.startswith("the page opened")]
+    assert len(notes) <= 10
+    assert "more like these)" in text
+    assert text.splitlines()[-1].endswith("which is now this session's tab")
+    assert len(await open_pages(shared)) == 2
+
+
 async def test_a_download_is_reported_and_not_saved(
     tools: Browser, site: str, tmp_path: Path
 ) -> None:
@@ -258,12 +303,25 @@ async def test_a_full_page_screenshot_of_a_very_long_page_is_cut_and_says_so(
     (image,) = output.images
     assert (image.width, image.height) == (1280, 10000)
     assert output.text.startswith(
-        f"screenshot of the top 10000 px of the page (it is 50,000 px long; full-page "
-        "screenshots stop at 10000 px, browser.content reads the text of the rest) at "
-        f"{site}/tall (title: Tall): 1280x10000 PNG"
+        "screenshot of the top left of the page (it is 1,280x50,000 px; full-page screenshots "
+        "stop at 4,000 px wide and 10,000 px long and then keep the window's width; "
+        f"browser.content reads the text of the rest) at {site}/tall (title: Tall): "
+        "1280x10000 PNG"
     )
     # The window is back to its size afterwards.
     assert (await tools.call("screenshot")).images[0].height == 720
+
+
+async def test_a_full_page_screenshot_of_a_very_wide_page_keeps_the_window_width(
+    tools: Browser, site: str
+) -> None:
+    await tools.text("navigate", url=f"{site}/wide")
+
+    output = await tools.call("screenshot", full_page=True)
+
+    (image,) = output.images
+    assert (image.width, image.height) == (1280, 5000)
+    assert "(it is 60,000x5,000 px; full-page screenshots stop at 4,000 px wide" in output.text
 
 
 # -- addresses ---------------------------------------------------------------------------------

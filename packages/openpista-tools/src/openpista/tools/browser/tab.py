@@ -3,7 +3,9 @@ downloads), kept as notes for the next result, so nothing happens to the model u
 
 The rules, as docs/tools.md states them: an alert is closed with OK, a confirm or prompt is
 answered Cancel (the model never agrees to anything by accident), a "leave this page?" is
-answered Leave; a new tab the page opens becomes the session's tab; a download is never saved.
+answered Leave; a new tab the page opens becomes the session's tab, and every other tab but
+the page that opened it is closed (a session keeps at most two: no tab runs on unseen); a
+download is never saved.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_DIALOG_CHARS = 300
+MAX_NOTES = 10
+"""Notes one result carries at most; the rest are counted (a page opening 200 tabs)."""
+CLOSE_S = 5.0
 POPUP_WAIT_S = 5.0
 """How long an action that opened a tab waits for Playwright to announce it."""
 
@@ -89,6 +94,7 @@ class Tab:
         self._downloads: list[Download] = []
         self._download_seen = asyncio.Event()
         self._popup_seen = asyncio.Event()
+        self._closing: set[asyncio.Task[None]] = set()
         self._watch(page)
         context.on("page", self._on_new_page)
 
@@ -118,11 +124,17 @@ class Tab:
         self._popup_seen.clear()
 
     def take_notes(self) -> list[str]:
-        """What happened since the last call, once each."""
+        """What happened since the last call, once each, at most MAX_NOTES of them."""
         notes = self._notes
         for popup in self._popups:
-            where = "which is now this session's tab" if popup is self.page else "since closed"
-            notes.append(f"the page opened a new tab ({popup.url}), {where}")
+            if popup is not self.page:
+                notes.append(f"the page opened a new tab ({popup.url}), since closed")
+        if len(notes) > MAX_NOTES:
+            notes = [*notes[: MAX_NOTES - 1], f"(and {len(notes) - MAX_NOTES + 1} more like these)"]
+        if self.page in self._popups:
+            notes.append(
+                f"the page opened a new tab ({self.page.url}), which is now this session's tab"
+            )
         self._notes, self._popups = [], []
         self._downloads.clear()
         self._download_seen.clear()
@@ -152,6 +164,23 @@ class Tab:
         self._popups.append(page)
         self.page = page
         self._popup_seen.set()
+        task = asyncio.create_task(self._close_all_but(page))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close_all_but(self, page: Page) -> None:
+        """Close every tab of the session but `page` and the page that opened it."""
+        from playwright.async_api import Error as PlaywrightError
+
+        try:
+            opener = await bounded(page.opener(), CLOSE_S)
+        except (PlaywrightError, TimeoutError, PageUnresponsive):
+            opener = None
+        for other in list(self.context.pages):
+            if other is page or other is opener or other.is_closed():
+                continue
+            with contextlib.suppress(PlaywrightError, TimeoutError, PageUnresponsive):
+                await bounded(other.close(), CLOSE_S)
 
     async def _on_dialog(self, dialog: Dialog) -> None:
         from playwright.async_api import Error as PlaywrightError

@@ -35,6 +35,7 @@ SERIAL_GROUP = "browser"
 SCREENSHOT_TIMEOUT_S = 30.0
 """A full-page screenshot of a long page takes a while; it still has to end."""
 MAX_FULL_PAGE_HEIGHT = 10_000
+MAX_FULL_PAGE_WIDTH = 4_000
 """A full-page screenshot shows at most this many pixels from the top: Chromium cannot draw
 a page millions of pixels long in one picture, and nobody could look at it."""
 DEFAULT_CONTENT_CHARS = 5000
@@ -277,16 +278,26 @@ class ClickTool(BrowserTool):
         element = await self.script(describe_element(target))
         before = await self.script(_page_state(page))
         opened = await tab.opened_count(page, self._browser.script_timeout_s)
+        busy = False
         try:
             await target.click()
         except PlaywrightTimeoutError as exc:
-            raise ToolError(
-                f"{element.summary()} ({element.selector}) could not be clicked within "
-                f"{self._browser.element_timeout_s:g} s: it stayed disabled, moving or covered "
-                "by another element"
-            ) from exc
+            # A click whose handler runs long (opening many tabs) times out after it happened:
+            # what it opened shows it was clicked.
+            clicked = tab.page is not page or (
+                await tab.opened_count(page, self._browser.script_timeout_s) > opened
+            )
+            if not clicked:
+                raise ToolError(
+                    f"{element.summary()} ({element.selector}) could not be clicked within "
+                    f"{self._browser.element_timeout_s:g} s: it stayed disabled, moving or "
+                    "covered by another element"
+                ) from exc
+            busy = True
         after = await _state_after(self, tab, page, opened)
         outcome = f"clicked {element.summary()}"
+        if busy:
+            outcome += f" (the page was still busy {self._browser.element_timeout_s:g} s later)"
         if matched > 1:
             outcome += f" (the first of {matched} matches)"
         return ToolOutput(f"{outcome}; {_change(before, after)}")
@@ -385,12 +396,15 @@ class ScreenshotTool(BrowserTool):
         what = "the window"
         try:
             if full_page:
-                page_height = int(await self.script(page.evaluate(_PAGE_HEIGHT)))
-                if page_height > MAX_FULL_PAGE_HEIGHT:
-                    png = await self._top_of_page(page)
+                page_width, page_height = (
+                    int(side) for side in await self.script(page.evaluate(_PAGE_SIZE))
+                )
+                if page_height > MAX_FULL_PAGE_HEIGHT or page_width > MAX_FULL_PAGE_WIDTH:
+                    png = await self._top_of_page(page, min(page_height, MAX_FULL_PAGE_HEIGHT))
                     what = (
-                        f"the top {MAX_FULL_PAGE_HEIGHT} px of the page (it is {page_height:,} px "
-                        f"long; full-page screenshots stop at {MAX_FULL_PAGE_HEIGHT} px, "
+                        f"the top left of the page (it is {page_width:,}x{page_height:,} px; "
+                        f"full-page screenshots stop at {MAX_FULL_PAGE_WIDTH:,} px wide and "
+                        f"{MAX_FULL_PAGE_HEIGHT:,} px long and then keep the window's width; "
                         "browser.content reads the text of the rest)"
                     )
                 else:
@@ -415,11 +429,12 @@ class ScreenshotTool(BrowserTool):
         image = Image("image/png", base64.b64encode(png).decode("ascii"), width, height)
         return ToolOutput(text, images=[image])
 
-    async def _top_of_page(self, page: Page) -> bytes:
-        """The top MAX_FULL_PAGE_HEIGHT pixels of a page too long for Playwright's full-page
-        capture (which renders all of it first): the window made that tall for one picture."""
+    async def _top_of_page(self, page: Page, height: int) -> bytes:
+        """The top `height` pixels, the window's width across, of a page too large for
+        Playwright's full-page capture (which renders all of it first): the window made that
+        tall for one picture."""
         window = page.viewport_size or {"width": 1280, "height": 720}
-        await self.script(page.set_viewport_size({**window, "height": MAX_FULL_PAGE_HEIGHT}))
+        await self.script(page.set_viewport_size({**window, "height": max(height, 1)}))
         try:
             await self.script(page.evaluate("window.scrollTo(0, 0)"))
             return await page.screenshot(type="png", timeout=SCREENSHOT_TIMEOUT_S * 1000)
@@ -427,8 +442,10 @@ class ScreenshotTool(BrowserTool):
             await self.script(page.set_viewport_size(window))
 
 
-_PAGE_HEIGHT = """() => Math.max(
-  document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0)"""
+_PAGE_SIZE = """() => [
+  Math.max(document.documentElement.scrollWidth, document.body ? document.body.scrollWidth : 0),
+  Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0),
+]"""
 
 
 class ContentTool(BrowserTool):
