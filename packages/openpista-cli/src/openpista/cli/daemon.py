@@ -26,21 +26,12 @@ from openpista.cli.signals import STOP_SIGNALS
 from openpista.core.config import Config, channel_names, load_config
 from openpista.core.errors import OpenpistaError
 from openpista.core.gateway import Gateway
+from openpista.core.process import pid_alive
 
 log = logging.getLogger(__name__)
 
 # How long in-flight replies may run on after a shutdown signal before they are cancelled.
 SHUTDOWN_GRACE_S = 10.0
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _is_openpista(pid: int) -> bool:
@@ -71,12 +62,7 @@ class PidFile:
             other = int(self.path.read_text().strip())
         except (FileNotFoundError, ValueError):
             other = None
-        if (
-            other is not None
-            and other != os.getpid()
-            and _pid_alive(other)
-            and _is_openpista(other)
-        ):
+        if other is not None and other != os.getpid() and pid_alive(other) and _is_openpista(other):
             raise OpenpistaError(
                 f"openpista is already running (pid {other}, {self.path}); stop it first"
             )

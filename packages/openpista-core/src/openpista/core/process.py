@@ -34,6 +34,17 @@ DEFAULT_MAX_BYTES = 1 << 20
 """Output kept per stream; the rest is counted, never held in memory or left on disk."""
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists (one of another user's counts: it is there)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessResult:
     exit_code: int | None

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from openpista.core.errors import ToolError
+from openpista.core.process import pid_alive
 from openpista.sandbox.credentials import (
     TASK_CREDENTIALS,
     TASK_ID_ENV,
@@ -125,16 +126,6 @@ class _Output:
     def text(self, secret: str) -> str:
         # A worker printing its own token must not put it into the model's context.
         return redact(self.kept.decode("utf-8", errors="replace"), secret)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ContainerEngine:
@@ -401,7 +392,7 @@ class ContainerEngine:
         removed = 0
         for container in found:
             pid_text = str(cast(dict[str, Any], container["Labels"]).get(PID_LABEL, ""))
-            if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            if not pid_text.isdigit() or pid_alive(int(pid_text)):
                 continue
             try:
                 await container.delete(force=True, v=True, timeout=_REMOVE_TIMEOUT_S)
